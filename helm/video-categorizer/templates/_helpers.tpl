@@ -1,0 +1,101 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "videocat.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "videocat.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "videocat.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "videocat.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "videocat.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "videocat.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: worker
+{{- end -}}
+
+{{- define "videocat.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "videocat.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "videocat.image" -}}
+{{- $variant := ternary "gpu" "cpu" .Values.gpu.enabled -}}
+{{- $tag := default (printf "%s-%s" .Chart.AppVersion $variant) .Values.image.tag -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+
+{{/* The most replicas any mode can run: checked against the partition count. */}}
+{{- define "videocat.maxReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- .Values.autoscaling.maxReplicas -}}
+{{- else -}}
+{{- .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fail early on values that would break the deployment or leak secrets. */}}
+{{- define "videocat.validate" -}}
+{{- $max := include "videocat.maxReplicas" . | int -}}
+{{- if gt $max (int .Values.partitions) -}}
+{{- fail (printf "replicas (%d) must not exceed the input topic's partitions (%d): extra consumers sit idle" $max (int .Values.partitions)) -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (not .Values.autoscaling.keda.enabled) (lt (int .Values.autoscaling.minReplicas) 1) -}}
+{{- fail "autoscaling.minReplicas 0 (scale to zero) needs autoscaling.keda.enabled" -}}
+{{- end -}}
+{{- if regexMatch "://[^/]*@" .Values.redis.url -}}
+{{- fail "redis.url must not carry credentials: use redis.username and redis.passwordSecret" -}}
+{{- end -}}
+{{- if regexMatch "://[^/]*@" .Values.schemaRegistry.url -}}
+{{- fail "schemaRegistry.url must not carry credentials: use schemaRegistry.basicAuthSecret" -}}
+{{- end -}}
+{{- if not (has .Values.worker.delivery (list "at-least-once" "exactly-once")) -}}
+{{- fail "worker.delivery must be at-least-once or exactly-once" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Env entries not in the ConfigMap: secret references and the pod name. */}}
+{{- define "videocat.env" -}}
+{{- if eq $.Values.worker.delivery "exactly-once" }}
+# One stable transactional id per replica: its pod name.
+- name: WORKER_TRANSACTIONAL_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}
+{{- with .Values.kafka.passwordSecret.name }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $.Values.kafka.passwordSecret.key | quote }}}
+{{- end }}
+{{- with .Values.schemaRegistry.basicAuthSecret.name }}
+- name: SCHEMA_REGISTRY_BASIC_AUTH
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $.Values.schemaRegistry.basicAuthSecret.key | quote }}}
+{{- end }}
+{{- with .Values.redis.passwordSecret.name }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $.Values.redis.passwordSecret.key | quote }}}
+{{- end }}
+{{- with $.Values.worker.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,112 @@
+"""Train a real head end to end on the committed fixtures, evaluate it, and check the starter model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from worker.classify import IncompatibleModelError, categorize, load_classifier
+from worker.encoders.base import muse_identity
+from worker.encoders.reference import ReferenceEncoder
+from worker.settings import DEFAULT_MODEL_DIR
+from worker.text import build_text
+from worker.training.commands import evaluate, train
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FAST = ["--encoder", "reference", "--seeds", "1", "--max-epochs", "60", "--patience", "15", "--hidden", "32"]
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    return app
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "videos"
+    result = CliRunner().invoke(
+        cli(), ["train", "--data", str(FIXTURES / "videos_small.jsonl"), "--out", str(out), "--dev-fraction", "0.25", *FAST]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_artifact_has_everything_the_worker_needs(trained: Path) -> None:
+    meta = json.loads((trained / "model.json").read_text())
+    assert (trained / "head.keras").is_file()
+    assert meta["labels"] == ["Gaming", "Music", "News & Politics", "Sports"]
+    assert len(meta["thresholds"]) == 4 and sum(meta["prior"]) == pytest.approx(1.0, abs=1e-4)
+    assert meta["encoder"]["weights_sha256"] == muse_identity().weights_sha256
+    assert len(meta["training_data"]["fingerprint"]) == 64 and meta["hyper_parameters"]["seeds"] == 1
+    assert meta["version"].startswith("head-") and "dev" in meta["metrics"]
+
+
+def test_evaluate_json_shape_and_quality(trained: Path) -> None:
+    result = CliRunner().invoke(
+        cli(), ["evaluate", "--model", str(trained), "--data", str(FIXTURES / "videos_small.jsonl"), "--json", "--encoder", "reference"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary) == {"model_version", "groups", "mean_accuracy", "mean_macro_f1"}
+    assert set(summary["groups"]) == {"US", "FR", "BR"}
+    assert set(summary["groups"]["BR"]) == {"n", "accuracy", "macro_f1", "majority"}
+    assert summary["groups"]["BR"]["n"] == 6
+    assert summary["groups"]["BR"]["accuracy"] >= 0.66  # unseen Portuguese, four obvious topics
+    assert summary["model_version"] == json.loads((trained / "model.json").read_text())["version"]
+
+
+def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli(),
+        ["evaluate", "--model", str(trained), "--data", str(FIXTURES / "videos_small.jsonl"), "--report", str(tmp_path), "--encoder", "reference"],
+    )
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "report.md").read_text()
+    assert "| BR | 6 |" in report and "Confusion matrix" in report
+    assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_refuses_a_head_trained_on_another_encoder(trained: Path, tmp_path: Path) -> None:
+    meta = json.loads((trained / "model.json").read_text())
+    meta["encoder"]["weights_sha256"] = "0" * 64
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    (tmp_path / "head.keras").write_bytes((trained / "head.keras").read_bytes())
+    with pytest.raises(IncompatibleModelError, match="retrain the head"):
+        load_classifier(tmp_path, muse_identity())
+    result = CliRunner().invoke(
+        cli(), ["evaluate", "--model", str(tmp_path), "--data", str(FIXTURES / "videos_small.jsonl"), "--encoder", "reference"]
+    )
+    assert isinstance(result.exception, IncompatibleModelError)
+
+
+def test_sib_folder_trains_and_reports_per_language(tmp_path: Path) -> None:
+    out = tmp_path / "sib"
+    runner = CliRunner()
+    trained = runner.invoke(cli(), ["train", "--data", str(FIXTURES / "sib_small"), "--out", str(out), *FAST])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(
+        cli(), ["evaluate", "--model", str(out), "--data", str(FIXTURES / "sib_small"), "--json", "--encoder", "reference"]
+    )
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary["groups"]) == {"eng_Latn", "fra_Latn", "deu_Latn"}
+    assert summary["groups"]["deu_Latn"]["accuracy"] >= 0.66
+
+
+def test_starter_model_predicts_obvious_multilingual_texts() -> None:
+    classifier = load_classifier(DEFAULT_MODEL_DIR, muse_identity())
+    texts = [
+        build_text("Melhores momentos: Flamengo 3 x 1 Palmeiras, gols do campeonato", ["futebol", "gol"], ""),
+        build_text("Videoclip oficial - nueva canción del álbum", ["música", "canción"], ""),
+        build_text("Minecraft Überleben Folge 5: wir bauen eine Burg", ["minecraft", "gameplay"], ""),
+    ]
+    probabilities = classifier.predict(ReferenceEncoder().encode(texts))
+    top = [row[0][0] for row in categorize(probabilities, classifier.labels, classifier.thresholds)]
+    assert top == ["Sports", "Music", "Gaming"]
+    assert np.all((probabilities >= 0) & (probabilities <= 1))

@@ -1,0 +1,88 @@
+"""The numpy classifier must score exactly like the Keras head it was read from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.classify import IncompatibleModelError, categorize, load_classifier
+from worker.encoders.base import EncoderIdentity
+from worker.training.artifact import write_artifact
+from worker.training.head import HyperParameters, build_model
+
+IDENTITY = EncoderIdentity("use-multilingual-v3-cnn", "ab" * 32)
+LABELS = ("Music", "Sports", "Gaming")
+
+
+def random_head(seed: int = 0):
+    """A head with random weights and non-trivial BatchNorm statistics (so folding is exercised)."""
+    rng = np.random.default_rng(seed)
+    model = build_model(len(LABELS), HyperParameters(hidden=16))
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if layer.name == "norm":
+            gamma, beta, mean, var = (rng.normal(1, 0.3, 16), rng.normal(0, 0.5, 16), rng.normal(0.2, 0.1, 16), rng.uniform(0.1, 2, 16))
+            layer.set_weights([gamma, beta, mean, var])
+        else:
+            layer.set_weights([rng.normal(0, 0.2, w.shape) for w in weights])
+    return model
+
+
+def save(model, folder: Path) -> dict:
+    meta = {
+        "labels": list(LABELS),
+        "thresholds": [0.5, 0.4, 0.3],
+        "prior": [0.5, 0.3, 0.2],
+        "encoder": {"name": IDENTITY.name, "weights_sha256": IDENTITY.weights_sha256, "max_tokens": 128},
+    }
+    return write_artifact(folder, model, meta)
+
+
+def test_numpy_predict_matches_keras(tmp_path: Path) -> None:
+    model = random_head()
+    meta = save(model, tmp_path / "m")
+    classifier = load_classifier(tmp_path / "m", IDENTITY)
+    x = np.random.default_rng(1).normal(size=(32, 512)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    expected = model.predict(x, verbose=0)
+    got = classifier.predict(x)
+    assert got.dtype == np.float32 and got.shape == (32, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert classifier.version == meta["version"]
+    assert classifier.labels == LABELS
+    assert classifier.prior.sum() == pytest.approx(1.0)
+
+
+def test_refuses_another_encoder(tmp_path: Path) -> None:
+    save(random_head(), tmp_path / "m")
+    other = EncoderIdentity(IDENTITY.name, "cd" * 32)
+    with pytest.raises(IncompatibleModelError, match="trained on encoder"):
+        load_classifier(tmp_path / "m", other)
+
+
+def test_missing_model_json_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IncompatibleModelError, match="model.json"):
+        load_classifier(tmp_path, IDENTITY)
+
+
+def test_version_changes_with_weights_and_thresholds(tmp_path: Path) -> None:
+    first = save(random_head(0), tmp_path / "a")["version"]
+    second = save(random_head(1), tmp_path / "b")["version"]
+    assert first != second and first.startswith("head-")
+    meta = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert meta["weights_file"] == "head.keras" and len(meta["weights_sha256"]) == 64
+
+
+def test_categorize_keeps_labels_over_threshold_best_first() -> None:
+    probabilities = np.array([[0.6, 0.7, 0.1], [0.2, 0.1, 0.25], [0.9, 0.1, 0.35]], dtype=np.float32)
+    thresholds = np.array([0.5, 0.5, 0.3], dtype=np.float32)
+    rows = categorize(probabilities, LABELS, thresholds)
+    assert [label for label, _ in rows[0]] == ["Sports", "Music"]
+    assert [label for label, _ in rows[1]] == ["Gaming"]  # nothing passes: the top label alone
+    assert [label for label, _ in rows[2]] == ["Music", "Gaming"]
+    assert rows[0][0][1] == pytest.approx(0.7)

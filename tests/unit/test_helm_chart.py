@@ -1,0 +1,280 @@
+"""Render the chart with Helm's own engine (helm-python-sdk) and validate what comes out.
+
+Built-in kinds are checked against the Kubernetes JSON schemas (kubernetes-validate,
+strict: unknown fields fail); the CRD kinds (KEDA ScaledObject, Prometheus Operator
+ServiceMonitor and PrometheusRule) against schemas reduced from their CRDs
+(helm_crd_schemas.yaml).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from worker.metrics import Metrics
+from worker.settings import Settings
+
+CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "video-categorizer"
+K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
+SECRET_KEY = re.compile(r"password|secret|credential|basicAuth|apiKey", re.IGNORECASE)  # values.yaml keys
+SECRET_SETTINGS = {name.upper() for name, f in Settings.model_fields.items() if f.annotation is SecretStr}
+
+# A GPU deployment scaled by KEDA with every optional part on (chart-testing reads it too).
+GPU_KEDA: dict[str, Any] = yaml.safe_load((CHART_DIR / "ci" / "gpu-keda-values.yaml").read_text())
+CRD_SCHEMAS: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "helm_crd_schemas.yaml").read_text())
+
+
+def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    chart = helm.Chart.load(CHART_DIR)
+    rendered = chart.render(values or {}, name="vc", namespace="streams", is_install=True)
+    docs = []
+    for path, text in rendered.items():
+        if path.endswith(".yaml"):
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind and not d["metadata"]["name"].endswith("-dashboard")]
+    return doc
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (worker,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return worker
+
+
+def env_names(docs: list[dict[str, Any]]) -> set[str]:
+    return set(one(docs, "ConfigMap")["data"]) | {e["name"] for e in container(docs).get("env", [])}
+
+
+def with_values(**changes: Any) -> dict[str, Any]:
+    values = copy.deepcopy(GPU_KEDA)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        target = values
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    return values
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict[str, Any]]:
+    return render()
+
+
+@pytest.fixture(scope="module")
+def gpu_keda_docs() -> list[dict[str, Any]]:
+    return render(GPU_KEDA)
+
+
+def test_rendered_kinds(default_docs: list[dict[str, Any]], gpu_keda_docs: list[dict[str, Any]]) -> None:
+    base = {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"}
+    assert sorted(d["kind"] for d in default_docs) == sorted(base | {"HorizontalPodAutoscaler"})
+    assert sorted(d["kind"] for d in gpu_keda_docs) == sorted(
+        [*base, "ConfigMap", "ScaledObject", "ServiceMonitor", "PrometheusRule"]
+    )
+
+
+@pytest.mark.parametrize("values", [None, GPU_KEDA], ids=["default", "gpu-keda"])
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_manifest_validates(values: dict[str, Any] | None, version: str) -> None:
+    for doc in render(values):
+        if doc["kind"] in CRD_SCHEMAS:
+            jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
+        else:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_helm_lint_is_clean() -> None:
+    for values in (None, GPU_KEDA):
+        report = helm.lint(CHART_DIR, values, strict=True)
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert not report["errors"] and not problems, problems
+
+
+@pytest.mark.parametrize("values", [None, GPU_KEDA], ids=["default", "gpu-keda"])
+def test_probes_and_security(values: dict[str, Any] | None) -> None:
+    docs = render(values)
+    worker = container(docs)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    (port,) = worker["ports"]
+    assert str(port["containerPort"]) == one(docs, "ConfigMap")["data"]["WORKER_METRICS_PORT"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+    assert worker["securityContext"]["allowPrivilegeEscalation"] is False
+    assert worker["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in worker["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in pod["volumes"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_default_is_cpu_with_an_hpa(default_docs: list[dict[str, Any]]) -> None:
+    worker = container(default_docs)
+    assert "nvidia.com/gpu" not in json.dumps(worker["resources"])
+    assert worker["image"].endswith("-cpu")
+    hpa = one(default_docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == one(default_docs, "Deployment")["metadata"]["name"]
+    assert "replicas" not in one(default_docs, "Deployment")["spec"]  # the autoscaler owns it
+
+
+def test_gpu_request_and_scheduling(gpu_keda_docs: list[dict[str, Any]]) -> None:
+    worker = container(gpu_keda_docs)
+    pod = one(gpu_keda_docs, "Deployment")["spec"]["template"]["spec"]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert worker["resources"]["requests"]["nvidia.com/gpu"] == 1
+    assert worker["resources"]["limits"]["memory"] == "4Gi"
+    assert worker["image"].endswith("-gpu")
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["runtimeClassName"] == "nvidia"
+
+
+def test_scaled_object_scales_the_deployment_on_the_groups_lag(gpu_keda_docs: list[dict[str, Any]]) -> None:
+    scaled = one(gpu_keda_docs, "ScaledObject")["spec"]
+    config = one(gpu_keda_docs, "ConfigMap")["data"]
+    (trigger,) = scaled["triggers"]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["topic"] == config["WORKER_INPUT_TOPIC"] == "uploads-v2"
+    assert trigger["metadata"]["consumerGroup"] == config["WORKER_GROUP_ID"] == "videocat-gpu"
+    assert trigger["metadata"]["bootstrapServers"] == config["KAFKA_BOOTSTRAP_SERVERS"]
+    assert trigger["metadata"]["lagThreshold"] == "500"
+    assert trigger["metadata"]["activationLagThreshold"] == "5"
+    assert trigger["authenticationRef"] == {"name": "kafka"}
+    assert scaled["scaleTargetRef"]["name"] == one(gpu_keda_docs, "Deployment")["metadata"]["name"]
+    assert scaled["minReplicaCount"] == 0
+    assert scaled["maxReplicaCount"] <= GPU_KEDA["partitions"]
+    assert not [d for d in gpu_keda_docs if d["kind"] == "HorizontalPodAutoscaler"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"autoscaling__maxReplicas": 9},  # KEDA
+        {
+            "autoscaling__maxReplicas": 9,
+            "autoscaling__keda__enabled": False,
+            "autoscaling__minReplicas": 1,
+        },  # HPA
+        {"autoscaling__enabled": False, "replicaCount": 9},  # fixed
+    ],
+)
+def test_more_replicas_than_partitions_fails_to_render(changes: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError, match="must not exceed the input topic's partitions"):
+        render(with_values(**changes))
+
+
+def test_fixed_replicas_without_autoscaling() -> None:
+    docs = render(with_values(autoscaling__enabled=False, replicaCount=3))
+    assert one(docs, "Deployment")["spec"]["replicas"] == 3
+    assert not [d for d in docs if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")]
+
+
+def is_secret_reference(node: Any) -> bool:
+    """`{name, key}` of an existing Secret, or a list of `{name}` (imagePullSecrets)."""
+    if isinstance(node, dict):
+        return set(node) == {"name", "key"}
+    return isinstance(node, list) and all(isinstance(i, dict) and set(i) == {"name"} for i in node)
+
+
+def test_values_hold_secret_references_only() -> None:
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+
+    checked: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if SECRET_KEY.search(key):
+                    assert is_secret_reference(child), f"{path}.{key} must only name an existing Secret"
+                    checked.append(f"{path}.{key}")
+                walk(child, f"{path}.{key}")
+
+    walk(values, "values")
+    assert len(checked) >= 4  # kafka/redis passwords, registry auth, image pull secrets
+
+
+@pytest.mark.parametrize("values", [None, GPU_KEDA], ids=["default", "gpu-keda"])
+def test_secrets_come_from_secret_refs(values: dict[str, Any] | None) -> None:
+    docs = render(values)
+    assert "Secret" not in {d["kind"] for d in docs}
+    assert SECRET_SETTINGS == {"KAFKA_SASL_PASSWORD", "SCHEMA_REGISTRY_BASIC_AUTH", "REDIS_PASSWORD"}
+    assert not SECRET_SETTINGS & set(one(docs, "ConfigMap")["data"])
+    for entry in container(docs).get("env", []):
+        if entry["name"] in SECRET_SETTINGS:
+            assert set(entry) == {"name", "valueFrom"} and "secretKeyRef" in entry["valueFrom"]
+
+
+def test_secret_env_names_the_existing_secrets(gpu_keda_docs: list[dict[str, Any]]) -> None:
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container(gpu_keda_docs)["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    assert refs == {
+        "KAFKA_SASL_PASSWORD": {"name": "kafka-credentials", "key": "password"},
+        "SCHEMA_REGISTRY_BASIC_AUTH": {"name": "registry-credentials", "key": "basic-auth"},
+        "REDIS_PASSWORD": {"name": "redis-credentials", "key": "password"},
+    }
+
+
+@pytest.mark.parametrize("key", ["redis__url", "schemaRegistry__url"])
+def test_credentials_in_urls_are_refused(key: str) -> None:
+    with pytest.raises(helm.HelmError, match="must not carry credentials"):
+        render(with_values(**{key: "rediss://user:hunter2@host:6380/0"}))
+
+
+def test_every_setting_is_configurable_and_no_unknown_env(gpu_keda_docs: list[dict[str, Any]]) -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+    names = env_names(gpu_keda_docs)
+    assert settings - names == set(), "settings the chart cannot set"
+    assert {n for n in one(gpu_keda_docs, "ConfigMap")["data"]} <= settings
+
+
+def test_exactly_once_takes_the_transactional_id_from_the_pod_name(
+    default_docs: list[dict[str, Any]], gpu_keda_docs: list[dict[str, Any]]
+) -> None:
+    (entry,) = [e for e in container(gpu_keda_docs)["env"] if e["name"] == "WORKER_TRANSACTIONAL_ID"]
+    assert entry["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "WORKER_TRANSACTIONAL_ID" not in env_names(default_docs)
+
+
+def test_config_change_rolls_the_pods(default_docs: list[dict[str, Any]]) -> None:
+    def checksum(docs: list[dict[str, Any]]) -> str:
+        return one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum(default_docs) != checksum(render({"worker": {"batchMaxSize": 64}}))
+
+
+def exported_series() -> set[str]:
+    suffixes = {
+        "counter": ["_total"],
+        "histogram": ["_bucket", "_sum", "_count"],
+        "info": ["_info"],
+        "gauge": [""],
+    }
+    return {m.name + s for m in Metrics().registry.collect() for s in suffixes[m.type]}
+
+
+def test_dashboard_and_alerts_use_exported_metrics(gpu_keda_docs: list[dict[str, Any]]) -> None:
+    dashboard = json.loads((CHART_DIR / "dashboards" / "worker.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = one(gpu_keda_docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    exprs += [r["expr"] for r in rules]
+    used = {name for expr in exprs for name in re.findall(r"\bvideocat_[a-z_]+", expr)}
+    assert used and used <= exported_series(), used - exported_series()
+    shipped = [d for d in gpu_keda_docs if d["metadata"]["name"].endswith("-dashboard")]
+    assert json.loads(shipped[0]["data"]["video-categorizer.json"]) == dashboard

@@ -1,0 +1,113 @@
+"""Data parsing, splitting, few-shot sampling, fingerprints, threshold calibration and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.training.data import (
+    Example,
+    few_shot_sample,
+    fingerprint,
+    load_training_data,
+    read_for_evaluation,
+    read_sib_tsv,
+    read_videos,
+    split_holdout,
+)
+from worker.training.head import one_hot, sample_weights
+from worker.training.metrics import accuracy, calibrate_thresholds, confusion, macro_f1, majority
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def test_videos_use_build_text_and_region(tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    rows = [
+        {"region": "BR", "title": "Gol!!!!!", "tags": ["#futebolBrasil"], "description": "http://x.com/a", "category": "Sports"},
+        {"region": "US", "title": "", "tags": [], "description": "", "category": "Music"},  # empty text: skipped
+        {"region": "FR", "title": "Clip", "tags": [], "description": "", "category": ["Music", "Entertainment"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    examples = read_videos(path)
+    assert examples == [
+        Example("Gol!. futebol Brasil", ("Sports",), "BR"),
+        Example("Clip", ("Music", "Entertainment"), "FR"),
+    ]
+
+
+def test_sib_tsv_honours_csv_quoting(tmp_path: Path) -> None:
+    path = tmp_path / "dev.tsv"
+    path.write_text('index_id\tcategory\ttext\n7\thealth\t"He said ""rest"",\tthen left."\n', encoding="utf-8")
+    assert read_sib_tsv(path, "eng_Latn") == [Example('He said "rest", then left.', ("health",), "eng_Latn")]
+
+
+def test_sib_folder_splits_by_file() -> None:
+    train, dev = load_training_data([FIXTURES / "sib_small"], [], 0.2, seed=1)
+    assert {e.group for e in train} == {"eng_Latn", "fra_Latn"}  # deu_Latn has no train.tsv
+    assert {e.group for e in dev} == {"eng_Latn", "fra_Latn", "deu_Latn"}
+    assert not {e.text for e in train} & {e.text for e in dev}
+    evaluated = read_for_evaluation(FIXTURES / "sib_small")
+    assert len(evaluated) == len(dev)
+
+
+def test_jsonl_holdout_is_stratified_seeded_and_disjoint() -> None:
+    rows = read_videos(FIXTURES / "videos_small.jsonl")
+    train, dev = load_training_data([FIXTURES / "videos_small.jsonl"], [], 0.25, seed=3)
+    again, _ = load_training_data([FIXTURES / "videos_small.jsonl"], [], 0.25, seed=3)
+    assert train == again and len(train) + len(dev) == len(rows)
+    assert sorted(e.labels[0] for e in dev).count("Music") >= 2
+    assert {e.labels[0] for e in dev} == {e.labels[0] for e in rows}
+
+
+def test_split_keeps_singletons_in_training() -> None:
+    rows = [Example(f"t{i}", ("A",), "x") for i in range(10)] + [Example("lonely", ("B",), "x")]
+    kept, held = split_holdout(rows, 0.3, seed=0)
+    assert Example("lonely", ("B",), "x") in kept and len(held) == 3
+
+
+def test_few_shot_takes_k_per_class_and_leaves_the_rest() -> None:
+    rows = [Example(f"{c}{i}", (c,), "BR") for c in "ABC" for i in range(10 if c != "C" else 2)]
+    sample, rest = few_shot_sample(rows, 5, seed=4)
+    counts = {c: sum(e.labels[0] == c for e in sample) for c in "ABC"}
+    assert counts == {"A": 5, "B": 5, "C": 2}
+    assert len(sample) + len(rest) == len(rows) and not set(sample) & set(rest)
+    assert few_shot_sample(rows, 5, seed=4)[0] == sample
+    assert few_shot_sample(rows, 5, seed=5)[0] != sample
+
+
+def test_fingerprint_ignores_order_but_not_content() -> None:
+    a = [Example("x", ("A",), "US"), Example("y", ("B",), "FR")]
+    assert fingerprint(a) == fingerprint(a[::-1])
+    assert fingerprint(a) != fingerprint([Example("x", ("B",), "US"), a[1]])
+
+
+def test_class_weights_favour_rare_labels() -> None:
+    y = one_hot([["A"]] * 8 + [["B"]] * 2, ["A", "B"])
+    balanced = sample_weights(y, 1.0)
+    assert balanced.mean() == pytest.approx(1.0)
+    assert balanced[-1] / balanced[0] == pytest.approx(4.0)
+    assert np.allclose(sample_weights(y, 0.0), 1.0)
+
+
+def test_thresholds_maximise_dev_f1() -> None:
+    probabilities = np.array([[0.9, 0.2], [0.7, 0.3], [0.35, 0.1], [0.2, 0.05]], dtype=np.float32)
+    y = np.array([[1, 0], [1, 0], [0, 0], [0, 0]], dtype=np.float32)
+    thresholds = calibrate_thresholds(probabilities, y)
+    assert 0.35 < thresholds[0] <= 0.7  # separates the two positives from the rest
+    assert thresholds[1] == pytest.approx(0.5)  # no positives in dev: the default
+
+
+def test_metrics() -> None:
+    gold = [("A",), ("A",), ("B",), ("C", "A")]
+    predicted = ["A", "B", "B", "A"]
+    assert accuracy(predicted, gold) == pytest.approx(0.75)  # a multi-label row is right on any gold label
+    # F1 per label against the first gold label: A tp1 fp1 fn1, B tp1 fp1 fn0, C never predicted
+    f1_a = 2 * 1 / (2 * 1 + 1 + 1)
+    f1_b = 2 * 1 / (2 * 1 + 1 + 0)
+    assert macro_f1(predicted, gold) == pytest.approx((f1_a + f1_b + 0.0) / 3)
+    assert majority(gold) == pytest.approx(0.5)
+    assert confusion(predicted, gold, ["A", "B", "C"]).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]

@@ -1,0 +1,99 @@
+"""Cache: embeddings in Redis, shared with the recommender.
+
+Key layout (`<encoder>` is the encoder's short id, e.g. `use-multilingual-v3-cnn@55462a18`,
+because an embedding depends only on the encoder and its weights):
+
+    vc:emb:<encoder>:text:<sha256 of the model text, hex>   a repeated text is not embedded twice
+    vc:emb:<encoder>:video:<video_id>                        what the recommender reads
+
+Value: the 512 float32 of the L2-normalised embedding, little-endian, 2048 bytes
+(`numpy.frombuffer(value, dtype="<f4")`). Both keys expire after `WORKER_CACHE_TTL_S`.
+
+One batch costs two round trips: one MGET for every text key, one pipeline of SETs.
+Redis is an optimisation, never a dependency: when it fails the batch is embedded without
+the cache, the outage is logged at most once per `log_interval_s`, and caching resumes by
+itself when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import redis
+import structlog
+
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+EMBEDDING_DTYPE = np.dtype("<f4")
+
+
+def text_key(encoder_id: str, text: str) -> str:
+    return f"vc:emb:{encoder_id}:text:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+
+
+def video_key(encoder_id: str, video_id: str) -> str:
+    return f"vc:emb:{encoder_id}:video:{video_id}"
+
+
+def connect(settings: Settings) -> redis.Redis:
+    kwargs: dict[str, object] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 30}
+    if settings.redis_password.get_secret_value():
+        kwargs["password"] = settings.redis_password.get_secret_value()
+    if settings.redis_username:
+        kwargs["username"] = settings.redis_username
+    if settings.redis_ssl_ca_certs:
+        kwargs["ssl_ca_certs"] = settings.redis_ssl_ca_certs
+    return redis.Redis.from_url(settings.redis_url, **kwargs)
+
+
+class EmbeddingCache:
+    def __init__(self, client: redis.Redis | None, encoder_id: str, ttl_s: int, log_interval_s: float = 30.0,
+                 on_error: Callable[[], None] = lambda: None):
+        self._client = client
+        self._on_error = on_error
+        self.encoder_id = encoder_id
+        self._ttl_s = ttl_s
+        self._log_interval_s = log_interval_s
+        self._last_logged = -float("inf")
+        self.errors = 0
+
+    def _failed(self, operation: str, error: Exception) -> None:
+        self.errors += 1
+        self._on_error()
+        now = time.monotonic()
+        if now - self._last_logged >= self._log_interval_s:
+            self._last_logged = now
+            # the message names the error class only: a connection error may quote the URL
+            log.warning("cache_unavailable", operation=operation, error=type(error).__name__, errors=self.errors)
+
+    def get_many(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """Cached embeddings by text, None where missing (all None when Redis is down)."""
+        if self._client is None or not texts:
+            return [None] * len(texts)
+        try:
+            values = self._client.mget([text_key(self.encoder_id, t) for t in texts])
+        except redis.RedisError as error:
+            self._failed("mget", error)
+            return [None] * len(texts)
+        return [None if v is None else np.frombuffer(v, dtype=EMBEDDING_DTYPE) for v in values]
+
+    def put_many(self, texts: Sequence[str | None], video_ids: Sequence[str], embeddings: np.ndarray) -> bool:
+        """Store each embedding under its video key, and under its text key where the text is given."""
+        if self._client is None:
+            return False
+        pipe = self._client.pipeline(transaction=False)
+        for text, video_id, row in zip(texts, video_ids, embeddings, strict=True):
+            value = np.ascontiguousarray(row, dtype=EMBEDDING_DTYPE).tobytes()
+            if text is not None:
+                pipe.set(text_key(self.encoder_id, text), value, ex=self._ttl_s)
+            pipe.set(video_key(self.encoder_id, video_id), value, ex=self._ttl_s)
+        try:
+            pipe.execute()
+        except redis.RedisError as error:
+            self._failed("set", error)
+            return False
+        return True

@@ -1,0 +1,147 @@
+"""Score embeddings with the classifier head, in numpy (no TensorFlow at serving time).
+
+The artifact (see docs/training.md) is a directory with `model.json` (labels, thresholds,
+prior, encoder identity, version, ...) and `head.keras`, the Keras model the `train`
+command saved. Its weights are read straight from the `.keras` zip (h5py) and the
+inference-mode BatchNorm is folded into the output layer, so a prediction is two matrix
+products: `sigmoid(relu(x @ W1 + b1) @ W2 + b2)`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from worker.encoders.base import EncoderIdentity
+
+MODEL_JSON = "model.json"
+HEAD_FILE = "head.keras"
+_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "gelu": lambda z: 0.5 * z * (1.0 + np.tanh(0.7978845608 * (z + 0.044715 * z**3))),
+    "tanh": np.tanh,
+    "linear": lambda z: z,
+}
+
+
+class IncompatibleModelError(Exception):
+    """The head was trained on another encoder (or the artifact is not one we can read)."""
+
+
+@dataclass(frozen=True)
+class Classifier:
+    version: str
+    labels: tuple[str, ...]
+    thresholds: np.ndarray  # float32 [L]
+    prior: np.ndarray  # float32 [L], the training label distribution
+    encoder: EncoderIdentity
+    hidden_kernel: np.ndarray  # float32 [512, H]
+    hidden_bias: np.ndarray  # float32 [H]
+    out_kernel: np.ndarray  # float32 [H, L], BatchNorm folded in
+    out_bias: np.ndarray  # float32 [L], BatchNorm folded in
+    activation: str = "relu"
+
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        """float32 [n, L] sigmoid probabilities."""
+        hidden = _ACTIVATIONS[self.activation](embeddings.astype(np.float32) @ self.hidden_kernel + self.hidden_bias)
+        logits = hidden @ self.out_kernel + self.out_bias
+        return (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).astype(np.float32)
+
+
+def categorize(
+    probabilities: np.ndarray, labels: Sequence[str], thresholds: np.ndarray
+) -> list[tuple[tuple[str, float], ...]]:
+    """Per row: every label whose score reaches its threshold, best first; at least the top label."""
+    rows: list[tuple[tuple[str, float], ...]] = []
+    for scores in probabilities:
+        order = np.argsort(-scores, kind="stable")
+        picked = [i for i in order if scores[i] >= thresholds[i]] or [order[0]]
+        rows.append(tuple((labels[i], float(scores[i])) for i in picked))
+    return rows
+
+
+def _h5_key(class_name: str, seen: dict[str, int]) -> str:
+    """Keras 3 names a layer's weights in the .keras h5 by its snake-cased class and a counter."""
+    base = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+    count = seen.get(base, 0)
+    seen[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def read_keras_head(path: Path) -> dict[str, object]:
+    """Dense/BatchNorm/Dense weights and settings from a `.keras` file, keyed by layer class."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+    seen: dict[str, int] = {}
+    dense: list[tuple[dict, list[np.ndarray]]] = []
+    norm: tuple[dict, list[np.ndarray]] | None = None
+    for layer in config["config"]["layers"]:
+        key = _h5_key(layer["class_name"], seen)
+        group = weights.get(f"layers/{key}/vars")
+        arrays = [np.asarray(group[str(i)], dtype=np.float32) for i in range(len(group))] if group else []
+        if layer["class_name"] == "Dense":
+            dense.append((layer["config"], arrays))
+        elif layer["class_name"] == "BatchNormalization":
+            norm = (layer["config"], arrays)
+    if len(dense) != 2 or norm is None:
+        raise IncompatibleModelError(f"{path}: expected Dense -> BatchNormalization -> Dense, got {config}")
+    return {"dense": dense, "norm": norm}
+
+
+def fold_head(parts: dict[str, object]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """(W1, b1, W2', b2', activation) with the inference-mode BatchNorm folded into W2', b2'."""
+    (hidden_cfg, (w1, b1)), (_, (w2, b2)) = parts["dense"]  # type: ignore[misc]
+    norm_cfg, (gamma, beta, mean, variance) = parts["norm"]  # type: ignore[misc]
+    scale = gamma / np.sqrt(variance + float(norm_cfg["epsilon"]))
+    shift = beta - mean * scale
+    return w1, b1, (scale[:, None] * w2).astype(np.float32), (b2 + shift @ w2).astype(np.float32), hidden_cfg[
+        "activation"
+    ]
+
+
+def check_encoder(trained_on: EncoderIdentity, serving: EncoderIdentity, where: Path) -> None:
+    if trained_on != serving:
+        raise IncompatibleModelError(
+            f"model {where} was trained on encoder {trained_on.name} (weights sha256 "
+            f"{trained_on.weights_sha256[:12]}...), but the worker runs {serving.name} (weights sha256 "
+            f"{serving.weights_sha256[:12]}...): retrain the head with this encoder or serve the matching one"
+        )
+
+
+def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
+    """Load and check an artifact; IncompatibleModelError if it belongs to another encoder."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / MODEL_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IncompatibleModelError(f"{model_dir}: no {MODEL_JSON}, not a model directory") from exc
+    trained_on = EncoderIdentity(meta["encoder"]["name"], meta["encoder"]["weights_sha256"])
+    check_encoder(trained_on, encoder, model_dir)
+    w1, b1, w2, b2, activation = fold_head(read_keras_head(model_dir / HEAD_FILE))
+    labels = tuple(meta["labels"])
+    if w2.shape[1] != len(labels):
+        raise IncompatibleModelError(f"{model_dir}: {len(labels)} labels but {w2.shape[1]} outputs")
+    if activation not in _ACTIVATIONS:
+        raise IncompatibleModelError(f"{model_dir}: unsupported activation {activation!r}")
+    return Classifier(
+        version=meta["version"],
+        labels=labels,
+        thresholds=np.asarray(meta["thresholds"], dtype=np.float32),
+        prior=np.asarray(meta["prior"], dtype=np.float32),
+        encoder=trained_on,
+        hidden_kernel=w1,
+        hidden_bias=b1,
+        out_kernel=w2,
+        out_bias=b2,
+        activation=activation,
+    )

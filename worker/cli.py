@@ -1,0 +1,62 @@
+"""The one command line: `python -m worker <command>`; `--help` lists them."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from worker.logs import configure_logging
+from worker.settings import load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command("run")
+def run() -> None:
+    """Run one worker from the environment's settings until SIGTERM/SIGINT (what a container runs)."""
+    from worker.app import build_worker
+
+    settings = load_settings()
+    configure_logging(settings.worker_log_format, settings.worker_log_level)
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    with build_worker(settings) as worker:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: worker.request_stop())
+        worker.run()
+
+
+@app.command("produce-sample")
+def produce_sample(count: Annotated[int, typer.Option(help="How many uploads (cycling languages).")] = 20) -> None:
+    """Send sample multilingual uploads to the input topic."""
+    from worker.sample import produce_uploads, sample_uploads
+    from worker.topics import ensure_topics, worker_topics
+
+    settings = load_settings()
+    ensure_topics(settings, worker_topics(settings))
+    typer.echo(f"produced {produce_uploads(settings, sample_uploads(count))} uploads")
+
+
+@app.command("demo")
+def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for outputs.")] = 180.0) -> None:
+    """Everything `make run` does: local broker, Redis, topics, sample uploads, a worker, printed results."""
+    from worker.demo import run_demo
+
+    settings = load_settings(worker_log_format="console")
+    configure_logging("console", settings.worker_log_level)
+    raise typer.Exit(run_demo(settings, timeout))
+
+
+def _register_optional_commands() -> None:
+    from worker.encoders.commands import embed, export_muse
+    from worker.training.commands import evaluate, train
+
+    app.command("export-muse")(export_muse)
+    app.command("embed")(embed)
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+
+
+_register_optional_commands()

@@ -1,0 +1,130 @@
+"""Consume: a thin typed wrapper around confluent_kafka.Consumer for the worker's group.
+
+Auto-commit and auto offset store are off: offsets are committed explicitly by the loop,
+only up to what `commit.OffsetTracker` says is done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from worker.records import SourceRef
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        **settings.kafka_common(),
+        "group.id": settings.worker_group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "heartbeat.interval.ms": max(500, settings.kafka_session_timeout_ms // 4),
+        "isolation.level": "read_committed",
+        "statistics.interval.ms": 5000,  # refreshes the cached high watermarks used for the lag gauge
+        "fetch.wait.max.ms": 100,
+    }
+
+
+def source_of(message: Message) -> SourceRef:
+    return SourceRef(message.topic(), message.partition(), message.offset())
+
+
+class Inbox:
+    def __init__(
+        self, settings: Settings, on_assign: PartitionsCallback, on_revoke: PartitionsCallback
+    ) -> None:
+        self._brokers_up = True
+        self._consumer = Consumer({**consumer_config(settings), "stats_cb": self._stats, "error_cb": self._error})
+        self._topic = settings.worker_input_topic
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self.assignment: set[tuple[str, int]] = set()
+        self._last_error_log = -float("inf")
+
+    def _stats(self, stats_json: str) -> None:
+        brokers = json.loads(stats_json).get("brokers", {})
+        self._brokers_up = any(b.get("state") == "UP" for b in brokers.values() if b.get("nodeid", -1) >= 0)
+
+    def _error(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._brokers_up = False
+        self._log_error(error)
+
+    def broker_reachable(self) -> bool:
+        return self._brokers_up
+
+    def subscribe(self) -> None:
+        self._consumer.subscribe([self._topic], on_assign=self._assigned, on_revoke=self._revoked,
+                                 on_lost=self._revoked)
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self.assignment.update(tps)
+        self._on_assign(tps)
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._on_revoke(tps)
+        self.assignment.difference_update(tps)
+
+    def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        """Messages without errors; transient errors (broker down, ...) are logged at most every 30 s."""
+        messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        good = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                good.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                self._log_error(error)
+        return good
+
+    def _log_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise RuntimeError(f"fatal consumer error: {error.str()}")
+        now = time.monotonic()
+        if now - self._last_error_log >= 30:
+            self._last_error_log = now
+            log.warning("consumer_error", code=error.name(), reason=error.str())
+
+    def commit(self, positions: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+
+    def pause(self) -> None:
+        self._consumer.pause([TopicPartition(t, p) for t, p in self.assignment])
+
+    def resume(self) -> None:
+        self._consumer.resume([TopicPartition(t, p) for t, p in self.assignment])
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per assigned partition: high watermark minus the consumer's position (from cached stats)."""
+        result = {}
+        for topic, partition in self.assignment:
+            tp = TopicPartition(topic, partition)
+            try:
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                (position,) = self._consumer.position([tp])
+            except Exception:  # noqa: BLE001 - lag is best effort, never a reason to stop
+                continue
+            if high >= 0 and position.offset >= 0:
+                result[(topic, partition)] = max(0, high - position.offset)
+        return result
+
+    def group_metadata(self) -> Any:
+        return self._consumer.consumer_group_metadata()
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,85 @@
+"""The worker's MUSE encoder: a SavedModel loaded through `tensorflow_hub.load`.
+
+The handle is the locally exported SavedModel by default (exported on first use when
+missing) or any hub handle with the same call contract, such as the original
+`https://tfhub.dev/google/universal-sentence-encoder-multilingual/3`.
+
+Batches are padded with empty texts to a few sizes (`BATCH_BUCKETS`) and longer inputs are
+cut into chunks of the largest one, so the model sees a bounded set of shapes. When a GPU
+is visible the dense part runs there (the exported graph pins tokenization to the CPU) and
+memory growth is enabled so TensorFlow does not reserve the whole card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+from worker.encoders.base import EMBEDDING_DIM, EncoderIdentity, muse_identity
+from worker.settings import DEFAULT_SAVEDMODEL_DIR
+
+BATCH_BUCKETS = (1, 8, 32, 128, 512)
+
+
+def batch_bucket(n: int) -> int:
+    """The smallest bucket holding n texts (n <= the largest bucket)."""
+    return next(size for size in BATCH_BUCKETS if size >= n)
+
+
+def chunks(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(texts), size):
+        yield texts[start : start + size]
+
+
+def configure_gpus() -> str | None:
+    """Enable memory growth on every visible GPU; the device to run on, None for CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # the runtime is already initialised: the setting is fixed by then
+            pass
+    return "/GPU:0" if gpus else None
+
+
+class TFHubEncoder:
+    def __init__(self, handle: str, max_tokens: int = 128) -> None:
+        import tensorflow as tf
+        import tensorflow_hub as hub
+
+        self.identity: EncoderIdentity = muse_identity()
+        self.handle = handle
+        self.max_tokens = max_tokens
+        self.device = configure_gpus()
+        if Path(handle) == DEFAULT_SAVEDMODEL_DIR:
+            from worker.encoders.tf_export import ensure_savedmodel
+
+            ensure_savedmodel(DEFAULT_SAVEDMODEL_DIR)
+        self._model = hub.load(handle)
+        # the exported model takes the budget at run time; the original hub model has no budget
+        self._with_budget = getattr(self._model, "embed_with_budget", None)
+        self._budget = tf.constant(max_tokens, tf.int32)
+
+    def _embed_padded(self, texts: Sequence[str]) -> np.ndarray:
+        import tensorflow as tf
+
+        padded = list(texts) + [""] * (batch_bucket(len(texts)) - len(texts))
+        batch = tf.constant(padded, dtype=tf.string)
+        with tf.device(self.device) if self.device else nullcontext():
+            if self._with_budget is not None:
+                out = self._with_budget(batch, self._budget)
+            else:
+                out = self._model(batch)
+        return np.asarray(out, dtype=np.float32)[: len(texts)]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), 512], each row L2-normalised."""
+        if not texts:
+            return np.empty((0, EMBEDDING_DIM), dtype=np.float32)
+        parts = [self._embed_padded(part) for part in chunks(texts, BATCH_BUCKETS[-1])]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]

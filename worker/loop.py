@@ -1,0 +1,239 @@
+"""Loop: the worker's only while-loop.
+
+    consume -> decode -> batch -> categorize (embed with cache, classify) -> encode -> produce -> commit
+
+At-least-once (default): an input's offset becomes committable when the broker acknowledges
+its output (categorized event or dead letter); offsets are committed every
+`WORKER_COMMIT_INTERVAL_MS`, and synchronously on revoke and shutdown.
+Exactly-once: outputs and offsets go in one Kafka transaction per step.
+Backpressure: past `WORKER_MAX_IN_FLIGHT` unacknowledged inputs the partitions are paused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import structlog
+from confluent_kafka import Message
+
+from worker.avro import make_codec
+from worker.batch import Batcher
+from worker.cache import EmbeddingCache
+from worker.categorize import categorize_batch
+from worker.commit import OffsetTracker, TopicPartition
+from worker.consume import Inbox, source_of
+from worker.decode import Decoder
+from worker.encode import EventEncoder
+from worker.encoders import Encoder
+from worker.health import Health
+from worker.metrics import Metrics
+from worker.produce import Output, Outbox
+from worker.records import DeadLetter, SourceRef, Upload
+from worker.rollout import ModelWatcher
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+IDLE_POLL_S = 0.2
+LAG_INTERVAL_S = 5.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, encoder: Encoder, models: ModelWatcher, cache: EmbeddingCache,
+                 metrics: Metrics, health: Health) -> None:
+        self._settings = settings
+        self._encoder = encoder
+        self._models = models
+        self._cache = cache
+        self.metrics = metrics
+        self.health = health
+        codec = make_codec(settings)
+        self._decoder = Decoder(codec, settings.worker_text_max_chars)
+        self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic)
+        self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,
+                                settings.worker_batch_max_wait_ms / 1000)
+        self._offsets = OffsetTracker()
+        self._outbox = Outbox(settings, on_acked=self._acked)
+        self._inbox = Inbox(settings, on_assign=self._assigned, on_revoke=self._revoked)
+        self._exactly_once = self._outbox.transactional
+        self._in_transaction = False
+        self._stop = threading.Event()
+        self._paused = False
+        self._next_commit = 0.0
+        self._next_lag = 0.0
+
+    @property
+    def model_version(self) -> str:
+        return self._models.current.version
+
+    @property
+    def model_labels(self) -> tuple[str, ...]:
+        return self._models.current.labels
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Safe from a signal handler or another thread: the loop ends after its current step."""
+        self._stop.set()
+
+    def run(self) -> None:
+        self._inbox.subscribe()
+        self.metrics.model_info(self._models.current.version, self._encoder.identity.short)
+        self.health.set_model_loaded(True)
+        log.info("worker_started", topic=self._settings.worker_input_topic, group=self._settings.worker_group_id,
+                 model=self._models.current.version, delivery=self._settings.worker_delivery.value)
+        try:
+            while not self._stop.is_set():
+                self.step()
+        finally:
+            self._drain()
+            self._inbox.close()
+            log.info("worker_stopped")
+
+    def step(self) -> None:
+        now = time.monotonic()
+        due_in = self._batcher.seconds_until_due(now)
+        timeout = IDLE_POLL_S if due_in is None else min(due_in, IDLE_POLL_S)
+        room = self._settings.worker_max_in_flight - self._offsets.in_flight()
+        messages = self._inbox.poll(max(1, min(self._settings.worker_batch_max_size, room)), timeout)
+        self.health.set_broker_ok(self._inbox.broker_reachable())
+        if messages:
+            self._accept(messages)
+        now = time.monotonic()
+        while self._batcher.is_due(now):
+            self._process(self._batcher.take())
+        self._end_transaction()
+        self._outbox.poll(0)
+        self._flow_control()
+        self._maybe_commit(now)
+        self._maybe_swap_model(now)
+        self._maybe_report_lag(now)
+        self.health.progressed()
+
+    def _drain(self) -> None:
+        """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke."""
+        while len(self._batcher):
+            self._process(self._batcher.take())
+        self._end_transaction()
+        left = self._outbox.flush()
+        if left:
+            log.error("outputs_unacknowledged_at_drain", count=left)
+        self._commit(asynchronous=False)
+
+    # --- partitions ---------------------------------------------------------------------------
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        self._paused = False
+        self.health.set_assigned(len(self._inbox.assignment))
+        log.info("partitions_assigned", partitions=sorted(partitions))
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        self._drain()
+        self._offsets.forget(partitions)
+        for topic in {t for t, _ in partitions}:
+            self.metrics.forget_partitions(topic, [p for t, p in partitions if t == topic])
+        self.health.set_assigned(len(self._inbox.assignment) - len(partitions))
+        log.info("partitions_revoked", partitions=sorted(partitions))
+
+    # --- the steps ------------------------------------------------------------------------------
+    def _accept(self, messages: Sequence[Message]) -> None:
+        self.metrics.consumed(len(messages))
+        for message in messages:
+            source = source_of(message)
+            self._offsets.track((source.topic, source.partition), source.offset)
+            decoded = self._decoder.decode(message.key(), message.value(), message.headers(), source)
+            if isinstance(decoded, Upload):
+                self._batcher.add(decoded)
+            else:
+                self._dead_letter(decoded)
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        value, headers = self._events.dead_letter(letter)
+        self._send(Output(self._settings.worker_dlq_topic, letter.key, value, headers, letter.source))
+        self.metrics.dead_lettered(letter.error_type)
+        log.debug("dead_letter", reason=letter.error_type, source=letter.source)
+
+    def _process(self, batch: list[Upload]) -> None:
+        outcome = categorize_batch(batch, self._encoder, self._cache, self._models.current)
+        review_topic = self._settings.worker_review_topic
+        low = self._settings.worker_low_confidence
+        for result in outcome.results:
+            value, headers = self._events.categorized(result)
+            key = result.video_id.encode()
+            self._send(Output(self._settings.worker_output_topic, key, value, headers, result.source))
+            if review_topic and result.top_score < low:
+                self._send(Output(review_topic, key, value, headers, None))
+                self.metrics.sent_for_review(1)
+        now_ms = time.time() * 1000
+        embedded = outcome.embedded
+        self.metrics.batch(len(batch), outcome.seconds, embedded.encode_seconds)
+        self.metrics.cache(embedded.hits, embedded.misses)
+        self.metrics.produced(len(batch))
+        self.metrics.end_to_end([(now_ms - r.event_time_ms) / 1000 for r in outcome.results if r.event_time_ms])
+        self.metrics.predictions([r.language for r in outcome.results], [r.top_label for r in outcome.results],
+                                  [r.top_score for r in outcome.results])
+        log.info("batch", size=len(batch), cache_hits=embedded.hits, encoded=embedded.misses,
+                 encode_ms=round(embedded.encode_seconds * 1000, 1), total_ms=round(outcome.seconds * 1000, 1),
+                 in_flight=self._offsets.in_flight())
+
+    def _send(self, output: Output) -> None:
+        if self._exactly_once:
+            if not self._in_transaction:
+                self._outbox.begin()
+                self._in_transaction = True
+            if output.source is not None:  # in a transaction, sent is as good as acknowledged
+                self._acked(output.source)
+        self._outbox.send(output)
+
+    def _acked(self, source: SourceRef) -> None:
+        self._offsets.done((source.topic, source.partition), source.offset)
+
+    # --- commit, flow control, housekeeping -------------------------------------------------------
+    def _end_transaction(self) -> None:
+        if not self._in_transaction:
+            return
+        positions = self._offsets.uncommitted()
+        self._outbox.commit_with_offsets(positions, self._inbox.group_metadata())
+        self._offsets.mark_committed(positions)
+        self._in_transaction = False
+
+    def _commit(self, asynchronous: bool) -> None:
+        if self._exactly_once:
+            return  # offsets travel inside the transactions
+        positions = self._offsets.uncommitted()
+        if not positions:
+            return
+        try:
+            self._inbox.commit(positions, asynchronous=asynchronous)
+        except Exception as error:  # noqa: BLE001 - retried at the next interval
+            log.warning("commit_failed", error=str(error))
+            return
+        self._offsets.mark_committed(positions)
+
+    def _maybe_commit(self, now: float) -> None:
+        if now >= self._next_commit:
+            self._next_commit = now + self._settings.worker_commit_interval_ms / 1000
+            self._commit(asynchronous=True)
+
+    def _flow_control(self) -> None:
+        in_flight = self._offsets.in_flight()
+        self.metrics.in_flight(in_flight)
+        limit = self._settings.worker_max_in_flight
+        if not self._paused and in_flight >= limit:
+            self._inbox.pause()
+            self._paused = True
+        elif self._paused and in_flight < limit // 2:
+            self._inbox.resume()
+            self._paused = False
+        self.metrics.paused(self._paused)
+
+    def _maybe_swap_model(self, now: float) -> None:
+        swapped = self._models.poll(now)
+        if swapped is not None:
+            self.metrics.model_info(swapped.version, self._encoder.identity.short)
+            self.metrics.set_prior(swapped.labels, swapped.prior)
+
+    def _maybe_report_lag(self, now: float) -> None:
+        if now >= self._next_lag:
+            self._next_lag = now + LAG_INTERVAL_S
+            for (topic, partition), lag in self._inbox.lag().items():
+                self.metrics.lag(topic, partition, lag)

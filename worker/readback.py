@@ -1,0 +1,39 @@
+"""Read decoded records back from a topic: what the recommender does, and what demos and tests check."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from worker.avro import load_schema, make_codec
+from worker.settings import Settings
+
+
+def read_records(
+    settings: Settings, topic: str, schema_name: str, *, idle_timeout_s: float = 30.0,
+    until: Callable[[list[dict[str, Any]]], bool] = lambda _records: False,
+) -> Iterator[dict[str, Any]]:
+    """Yield every record of `topic` from the beginning (read_committed) until `until(records)` holds
+    or nothing new arrived for `idle_timeout_s`."""
+    consumer = Consumer({
+        **settings.kafka_common(), "group.id": f"readback-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, "isolation.level": "read_committed", "session.timeout.ms": 6000,
+    })
+    codec, schema = make_codec(settings), load_schema(schema_name)
+    consumer.subscribe([topic])
+    seen: list[dict[str, Any]] = []
+    last_new = time.monotonic()
+    try:
+        while not until(seen) and time.monotonic() - last_new < idle_timeout_s:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() is None:
+                    record = codec.loads(message.value(), message.headers(), schema, topic)
+                    seen.append(record)
+                    last_new = time.monotonic()
+                    yield record
+    finally:
+        consumer.close()

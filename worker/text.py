@@ -1,0 +1,101 @@
+"""Build the one text the encoder sees from an upload's title, tags and description.
+
+`build_text` is the single definition, used by the worker, by training and by evaluation,
+so a head is always trained on the same kind of text it is served.
+
+Steps, in order:
+1. Description: drop URLs, e-mail addresses and @handles, split it into lines and
+   sentences, then drop the boilerplate ones (subscribe / follow / social-network link
+   lists, in the languages seen in uploads) and those left with no letters (link lists,
+   separators, timestamps).
+2. Tags: hashtags and camelCase / snake_case tags are split into words
+   (`#EddieMurphy` -> `Eddie Murphy`); duplicates (case-insensitive) are dropped.
+3. Every part: repeated characters are squeezed (`soooooo!!!!` -> `sooo!`), whitespace
+   is collapsed.
+4. The parts are joined as `title. tags. description` and cut at a word boundary to
+   the character budget (default 512): the title and tags carry most of the signal,
+   long descriptions mostly add noise and cost encoder time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+DEFAULT_MAX_CHARS = 512
+MAX_TAGS = 20
+
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|ly|gl|be|fr|io|tv|me)/\S*", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_HANDLE = re.compile(r"(?<!\w)@\w+")
+_HASHTAG = re.compile(r"#(\w+)")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_SEGMENT_END = re.compile(r"(?<=[.!?|•])|\n")
+_REPEAT_LETTER = re.compile(r"(\w)\1{3,}")
+_REPEAT_OTHER = re.compile(r"([^\w\s])\1+")
+_SPACES = re.compile(r"\s+")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+# Lines that advertise channels rather than describe the video, in the upload languages
+# we see most. A line is dropped when it contains one of these words.
+_BOILERPLATE = re.compile(
+    r"\b(subscribe|subscribed|follow (?:us|me)|abonne[zr]?|abonnez-vous|suivez|inscreva|siga|"
+    r"suscr[ií]bete|s[ií]gueme|abonnieren|folge|instagram|facebook|twitter|tiktok|snapchat|"
+    r"patreon|discord|merch|business inquiries|contact|copyright|all rights reserved|"
+    r"tous droits|derechos reservados|direitos reservados)\b",
+    re.IGNORECASE,
+)
+
+
+def split_words(token: str) -> str:
+    """`EddieMurphy` -> `Eddie Murphy`; `snake_case_tag` -> `snake case tag`."""
+    return _CAMEL.sub(" ", token.replace("_", " "))
+
+
+def squeeze(text: str) -> str:
+    """Squeeze runs: 4+ equal letters become 3, repeated punctuation becomes one; collapse spaces."""
+    text = _REPEAT_LETTER.sub(r"\1\1\1", text)
+    text = _REPEAT_OTHER.sub(r"\1", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def clean_description(description: str) -> str:
+    kept: list[str] = []
+    for line in _SEGMENT_END.split(_HANDLE.sub(" ", _EMAIL.sub(" ", _URL.sub(" ", description)))):
+        if _BOILERPLATE.search(line) or not _HAS_LETTER.search(line):
+            continue
+        kept.append(_HASHTAG.sub(lambda m: split_words(m.group(1)), line))
+    return squeeze(" ".join(kept))
+
+
+def clean_tags(tags: Iterable[str]) -> str:
+    seen: set[str] = set()
+    words: list[str] = []
+    for tag in tags:
+        tag = squeeze(split_words(tag.lstrip("#")))
+        folded = tag.casefold().replace(" ", "")
+        if tag and folded not in seen:
+            seen.add(folded)
+            words.append(tag)
+        if len(words) == MAX_TAGS:
+            break
+    return ", ".join(words)
+
+
+def cut(text: str, max_chars: int) -> str:
+    """Cut to at most `max_chars`, at the last space when there is one in the last fifth."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    space = head.rfind(" ")
+    return head[:space] if space > max_chars * 4 // 5 else head
+
+
+def build_text(title: str, tags: Iterable[str], description: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """The encoder input for one upload; empty when nothing meaningful is left."""
+    # Cleaning is linear in the input, but a 10 MB description need not be read whole:
+    # only the first few budgets' worth can ever reach the cut.
+    description = description[: max_chars * 8]
+    title_text = squeeze(_HASHTAG.sub(lambda m: split_words(m.group(1)), _URL.sub(" ", title)))
+    parts = [title_text, clean_tags(tags), clean_description(description)]
+    text = ". ".join(p for p in parts if p)
+    return cut(text, max_chars) if _HAS_LETTER.search(text) else ""

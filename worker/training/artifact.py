@@ -1,0 +1,57 @@
+"""Write the model artifact: `head.keras` plus `model.json`, with a version derived from both.
+
+`version` = `head-<yyyymmdd>-<first 10 hex of sha256>` over the canonical JSON of every
+other field in `model.json` (labels, thresholds, prior, encoder, data fingerprint,
+hyper-parameters, metrics) and the weight arrays themselves (not the `.keras` zip, whose
+bytes carry a save timestamp). The layout is documented in docs/training.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worker.classify import HEAD_FILE, MODEL_JSON
+
+FORMAT = 1
+
+
+def weights_digest(arrays: list[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def derive_version(meta: dict[str, Any], weights_sha256: str, when: datetime) -> str:
+    canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8") + weights_sha256.encode()).hexdigest()
+    return f"head-{when:%Y%m%d}-{digest[:10]}"
+
+
+def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Save atomically-ish: build in a temporary sibling folder, then replace `out_dir`."""
+    when = datetime.now(UTC)
+    weights_sha = weights_digest([w.numpy() for w in model.weights])
+    body = {"format": FORMAT, **meta, "weights_file": HEAD_FILE, "weights_sha256": weights_sha}
+    full = {"version": derive_version(body, weights_sha, when), "created_at": when.isoformat(timespec="seconds"), **body}
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    model.save(staging / HEAD_FILE)
+    (staging / MODEL_JSON).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for extra in out_dir.glob("*") if out_dir.exists() else ():
+        if extra.name not in (HEAD_FILE, MODEL_JSON) and extra.is_file():
+            shutil.copy2(extra, staging / extra.name)  # keep ATTRIBUTION / README files
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return full

@@ -1,0 +1,160 @@
+"""Labelled examples from video JSON Lines files and SIB-200 style folders.
+
+Every text goes through `worker.text.build_text`, the function the worker serves with.
+A SIB-200 sentence is passed as a title (no tags, no description): it is short, like a
+title, and the title is the part the worker never trims.
+
+Splits: a SIB-200 folder (`<lang>/<split>.tsv`) is read by split name; a JSON Lines
+file has no splits, so `train` holds out a seeded, stratified share of it as dev.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.text import build_text
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    labels: tuple[str, ...]
+    group: str  # the language (SIB-200 folder name) or region (video `region`) reported on
+
+
+def video_text(row: dict) -> str:
+    return build_text(row.get("title") or "", row.get("tags") or (), row.get("description") or "")
+
+
+def sentence_text(sentence: str) -> str:
+    return build_text(sentence, (), "")
+
+
+def read_videos(path: Path) -> list[Example]:
+    """One example per line with a non-empty text; `category` may be a string or a list."""
+    examples: list[Example] = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            category = row.get("category")
+            labels = tuple(category) if isinstance(category, list) else (str(category),)
+            text = video_text(row)
+            if text and category:
+                examples.append(Example(text, labels, str(row.get("region") or path.stem)))
+    return examples
+
+
+def read_sib_tsv(path: Path, group: str) -> list[Example]:
+    """Columns index_id, category, text; tab-separated with CSV double-quote quoting."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [
+        Example(text, (row["category"].strip(),), group)
+        for row in rows
+        if (text := sentence_text(row["text"])) and row["category"].strip()
+    ]
+
+
+def sib_languages(folder: Path) -> list[Path]:
+    """The language sub-folders of a SIB-200 root, or the folder itself if it holds the TSVs."""
+    if any(folder.glob("*.tsv")):
+        return [folder]
+    return sorted(p for p in folder.iterdir() if p.is_dir() and any(p.glob("*.tsv")))
+
+
+def read_sib_split(folder: Path, split: str) -> list[Example]:
+    examples: list[Example] = []
+    for lang in sib_languages(folder):
+        tsv = lang / f"{split}.tsv"
+        if tsv.exists():
+            examples.extend(read_sib_tsv(tsv, lang.name))
+    return examples
+
+
+def read_for_evaluation(path: Path) -> list[Example]:
+    """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv."""
+    if path.is_file():
+        return read_videos(path)
+    examples: list[Example] = []
+    for lang in sib_languages(path):
+        split = "test" if (lang / "test.tsv").exists() else "dev"
+        examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name))
+    return examples
+
+
+def split_holdout(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Stratified by first label: each label keeps about `fraction` of its rows (at least one if it has 2+)."""
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_label[ex.labels[0]].append(ex)
+    rng = random.Random(seed)
+    kept, held = [], []
+    for label in sorted(by_label):
+        rows = by_label[label][:]
+        rng.shuffle(rows)
+        n_held = round(len(rows) * fraction) if len(rows) > 1 else 0
+        n_held = max(n_held, 1) if len(rows) > 1 else 0
+        held.extend(rows[:n_held])
+        kept.extend(rows[n_held:])
+    return kept, held
+
+
+def load_training_data(
+    paths: Iterable[Path], dev_paths: Iterable[Path], dev_fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """(train, dev): SIB folders by split; JSON Lines split unless separate `dev_paths` are given."""
+    dev_paths = list(dev_paths)
+    train: list[Example] = []
+    dev: list[Example] = [ex for p in dev_paths for ex in read_for_evaluation(p)]
+    for path in paths:
+        if path.is_file():
+            rows = read_videos(path)
+            if dev_paths:
+                train.extend(rows)
+            else:
+                kept, held = split_holdout(rows, dev_fraction, seed)
+                train.extend(kept)
+                dev.extend(held)
+        else:
+            train.extend(read_sib_split(path, "train"))
+            if not dev_paths:
+                dev.extend(read_sib_split(path, "dev"))
+    return train, dev
+
+
+def few_shot_sample(examples: Sequence[Example], k: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """(sample, rest): up to `k` examples per label (by first label), seeded; the rest is left out."""
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        by_label[ex.labels[0]].append(i)
+    rng = random.Random(seed)
+    chosen: set[int] = set()
+    for label in sorted(by_label):
+        idx = by_label[label][:]
+        rng.shuffle(idx)
+        chosen.update(idx[:k])
+    sample = [ex for i, ex in enumerate(examples) if i in chosen]
+    rest = [ex for i, ex in enumerate(examples) if i not in chosen]
+    return sample, rest
+
+
+def label_set(examples: Iterable[Example]) -> tuple[str, ...]:
+    return tuple(sorted({label for ex in examples for label in ex.labels}))
+
+
+def fingerprint(examples: Iterable[Example]) -> str:
+    """sha256 over the (text, labels) pairs in a canonical order: same data, same fingerprint."""
+    lines = sorted(json.dumps([ex.text, sorted(ex.labels)], ensure_ascii=False) for ex in examples)
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()

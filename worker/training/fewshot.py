@@ -1,0 +1,64 @@
+"""The few-shot experiment: zero-shot vs K examples per class of a new language.
+
+`python -m worker.training.fewshot --train T.jsonl --target dev_BR.jsonl --work DIR`
+splits the target file in two stratified halves (seeded), trains one head per K with
+`--few-shot-data` = half A, and evaluates every head on half B. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from worker.settings import EncoderKind
+
+
+def write_halves(target: Path, work: Path, seed: int) -> tuple[Path, Path]:
+    from worker.training.data import split_holdout
+
+    rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()]
+    keyed = [_Keyed(i, (str(r.get("category")),)) for i, r in enumerate(rows)]
+    half_a, half_b = split_holdout(keyed, 0.5, seed)  # type: ignore[arg-type]
+    paths = (work / f"{target.stem}.shots.jsonl", work / f"{target.stem}.eval.jsonl")
+    for path, half in zip(paths, (half_a, half_b), strict=True):
+        path.write_text("".join(json.dumps(rows[k.index], ensure_ascii=False) + "\n" for k in half), encoding="utf-8")
+    return paths
+
+
+class _Keyed:
+    """Row index + labels: enough for `split_holdout`, which only reads `.labels`."""
+
+    def __init__(self, index: int, labels: tuple[str, ...]) -> None:
+        self.index, self.labels = index, labels
+
+
+def main(
+    train: Annotated[Path, typer.Option(exists=True)],
+    target: Annotated[Path, typer.Option(exists=True)],
+    work: Annotated[Path, typer.Option()] = Path("reports/fewshot"),
+    shots: Annotated[list[int] | None, typer.Option("--k")] = None,
+    encoder: Annotated[EncoderKind | None, typer.Option()] = None,
+    seed: int = 13,
+) -> None:
+    from worker.training.head import HyperParameters
+    from worker.training.pipeline import TrainRequest, run_evaluation, run_training
+
+    work.mkdir(parents=True, exist_ok=True)
+    shots_path, eval_path = write_halves(target, work, seed)
+    lines = ["| K per class | accuracy | macro-F1 | majority | n |", "|---:|---:|---:|---:|---:|"]
+    for k in [0, *(shots or [5, 20, 50])]:
+        request = TrainRequest([train], work / f"k{k}", [], [shots_path], k, None, 0.15, replace(HyperParameters(), seed=seed))
+        run_training(request, encoder)
+        summary, _, _ = run_evaluation(work / f"k{k}", [eval_path], encoder)
+        (group,) = summary["groups"].values()
+        lines.append(f"| {k} | {group['accuracy']:.3f} | {group['macro_f1']:.3f} | {group['majority']:.3f} | {group['n']} |")
+        typer.echo(lines[-1], err=True)
+    typer.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,127 @@
+"""The Keras head: Dense -> BatchNorm -> Dropout -> Dense (sigmoid), binary cross-entropy.
+
+`fit_head` trains one head per seed with class weighting and early stopping on dev, then
+merges the seeds into one wider head of the same shape: the hidden units are stacked and
+the output weights divided by the number of seeds, so the merged head's logits are the
+mean of the seeds' logits (an ensemble that costs one matrix product at serving time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from worker.encoders.base import EMBEDDING_DIM
+
+
+@dataclass(frozen=True)
+class HyperParameters:
+    hidden: int = 64
+    dropout: float = 0.5
+    input_dropout: float = 0.0  # dropout on the embedding itself (training only)
+    learning_rate: float = 1e-3
+    l2: float = 1e-4
+    batch_size: int = 32
+    max_epochs: int = 200
+    patience: int = 10
+    class_weight_power: float = 0.5  # 0 = no weighting, 1 = fully balanced
+    seeds: int = 4
+    seed: int = 13
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def one_hot(label_lists: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.zeros((len(label_lists), len(labels)), dtype=np.float32)
+    for row, names in enumerate(label_lists):
+        for name in names:
+            if name in index:
+                y[row, index[name]] = 1.0
+    return y
+
+
+def sample_weights(y: np.ndarray, power: float) -> np.ndarray:
+    """Per-row weight: mean over its positive labels of (n / (L * count))**power, scaled to mean 1."""
+    counts = np.maximum(y.sum(axis=0), 1.0)
+    per_class = (len(y) / (y.shape[1] * counts)) ** power
+    weights = (y @ per_class) / np.maximum(y.sum(axis=1), 1.0)
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def build_model(n_labels: int, hp: HyperParameters, hidden: int | None = None):  # -> keras.Model
+    import keras
+
+    inputs = keras.Input((EMBEDDING_DIM,), name="embedding")
+    x = keras.layers.Dropout(hp.input_dropout, name="input_dropout")(inputs) if hp.input_dropout else inputs
+    x = keras.layers.Dense(
+        hidden or hp.hidden, activation="relu", kernel_regularizer=keras.regularizers.l2(hp.l2), name="hidden"
+    )(x)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = keras.layers.Dropout(hp.dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(n_labels, activation="sigmoid", name="scores")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+class _EpochBar:
+    """A tqdm bar over epochs showing the dev loss (Keras' own per-batch output is silenced)."""
+
+    def __new__(cls, total: int, desc: str):  # noqa: D102 - built lazily so keras stays a function import
+        import keras
+
+        class Bar(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                self.bar.set_postfix(val_loss=f"{(logs or {}).get('val_loss', float('nan')):.4f}")
+                self.bar.update()
+
+            def on_train_end(self, logs: dict | None = None) -> None:
+                self.bar.close()
+
+        return Bar()
+
+
+def fit_one(x: np.ndarray, y: np.ndarray, w: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray, hp: HyperParameters, seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(y.shape[1], hp)
+    model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss="binary_crossentropy")
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)
+    model.fit(
+        x, y, sample_weight=w, validation_data=(dev_x, dev_y), batch_size=hp.batch_size, epochs=hp.max_epochs,
+        shuffle=True, verbose=0, callbacks=[stop, _EpochBar(hp.max_epochs, f"seed {seed}")],
+    )
+    return model
+
+
+def merge_seeds(models: Sequence, hp: HyperParameters):
+    """One head whose logits are the mean of the given heads' logits."""
+    merged = build_model(models[0].output_shape[-1], hp, hidden=hp.hidden * len(models))
+    parts = [{w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: w.numpy() for w in m.weights} for m in models]
+
+    def cat(name: str, axis: int) -> np.ndarray:
+        return np.concatenate([p[name] for p in parts], axis=axis)
+
+    merged.get_layer("hidden").set_weights([cat("hidden/kernel", 1), cat("hidden/bias", 0)])
+    merged.get_layer("norm").set_weights(
+        [cat("norm/gamma", 0), cat("norm/beta", 0), cat("norm/moving_mean", 0), cat("norm/moving_variance", 0)]
+    )
+    merged.get_layer("scores").set_weights(
+        [cat("scores/kernel", 0) / len(models), np.mean([p["scores/bias"] for p in parts], axis=0)]
+    )
+    return merged
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray, hp: HyperParameters):
+    """The merged (uncompiled, so no optimizer state is saved) head over `hp.seeds` seeds."""
+    w = sample_weights(y, hp.class_weight_power)
+    models = [fit_one(x, y, w, dev_x, dev_y, hp, hp.seed + i) for i in range(hp.seeds)]
+    return merge_seeds(models, hp)

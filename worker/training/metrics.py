@@ -1,0 +1,63 @@
+"""Top-1 accuracy, macro-F1, the majority baseline, confusion matrices and threshold calibration."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
+DEFAULT_THRESHOLD = 0.5
+
+
+def accuracy(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
+    """Share of rows whose top label is one of the gold labels."""
+    return float(np.mean([p in g for p, g in zip(predicted, gold, strict=True)])) if gold else 0.0
+
+
+def macro_f1(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
+    """Mean F1 over the labels seen in the gold or the predictions (top-1 vs first gold label)."""
+    truth = [g[0] for g in gold]
+    labels = sorted(set(truth) | set(predicted))
+    scores = []
+    for label in labels:
+        tp = sum(p == label and t == label for p, t in zip(predicted, truth, strict=True))
+        fp = sum(p == label and t != label for p, t in zip(predicted, truth, strict=True))
+        fn = sum(p != label and t == label for p, t in zip(predicted, truth, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def majority(gold: Sequence[Sequence[str]]) -> float:
+    """Accuracy of always answering the group's most frequent label."""
+    if not gold:
+        return 0.0
+    return Counter(g[0] for g in gold).most_common(1)[0][1] / len(gold)
+
+
+def confusion(predicted: Sequence[str], gold: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
+    """int [L, L]: rows = first gold label, columns = predicted label (gold labels unknown to the model dropped)."""
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for p, g in zip(predicted, gold, strict=True):
+        if g[0] in index and p in index:
+            matrix[index[g[0]], index[p]] += 1
+    return matrix
+
+
+def calibrate_thresholds(probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per class, the grid threshold with the best dev F1 (ties: the highest); 0.5 for a class absent from dev."""
+    thresholds = np.full(y.shape[1], DEFAULT_THRESHOLD, dtype=np.float32)
+    for c in range(y.shape[1]):
+        positives = y[:, c] > 0.5
+        if not positives.any():
+            continue
+        best = -1.0
+        for t in THRESHOLD_GRID:
+            chosen = probabilities[:, c] >= t
+            tp = np.sum(chosen & positives)
+            f1 = 2 * tp / (chosen.sum() + positives.sum())
+            if f1 >= best:
+                best, thresholds[c] = f1, t
+    return thresholds

@@ -1,0 +1,133 @@
+"""The steps behind `train` and `evaluate`: read, embed (cached), fit, calibrate, score, save."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worker.classify import load_classifier
+from worker.encoders.base import Encoder, EncoderIdentity, muse_identity
+from worker.settings import EncoderKind, load_settings
+from worker.text import DEFAULT_MAX_CHARS
+from worker.training.data import Example, few_shot_sample, fingerprint, label_set, load_training_data, read_for_evaluation
+from worker.training.embed_cache import EmbeddingCache
+from worker.training.head import HyperParameters, fit_head, one_hot
+from worker.training.metrics import calibrate_thresholds
+from worker.training.report import GroupResult, as_json, score_groups
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    data: list[Path]
+    out: Path
+    dev: list[Path]
+    few_shot_data: list[Path]
+    few_shot: int
+    labels: tuple[str, ...] | None
+    dev_fraction: float
+    hp: HyperParameters
+
+
+class LazyEncoder:
+    """The configured encoder, loaded on first use: fully cached runs never load TensorFlow.
+
+    Both MUSE encoders (TF and reference) have the identity `muse_identity()`; the loaded
+    encoder is checked against it.
+    """
+
+    def __init__(self, kind: EncoderKind | None) -> None:
+        overrides = {"worker_encoder": kind} if kind else {}
+        self.settings = load_settings(**overrides)
+        self.identity: EncoderIdentity = muse_identity()
+        self._encoder: Encoder | None = None
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            from worker.encoders import load_encoder
+
+            self._encoder = load_encoder(self.settings)
+            if self._encoder.identity != self.identity:
+                raise RuntimeError(f"encoder identity {self._encoder.identity} != expected {self.identity}")
+        return self._encoder.encode(texts)
+
+
+def _cache(kind: EncoderKind | None) -> EmbeddingCache:
+    encoder = LazyEncoder(kind)
+    return EmbeddingCache(encoder, encoder.settings.worker_max_tokens)
+
+
+def restrict_labels(examples: list[Example], labels: tuple[str, ...]) -> list[Example]:
+    """Drop labels outside the label set, and examples left with none."""
+    allowed = set(labels)
+    kept = []
+    for ex in examples:
+        names = tuple(n for n in ex.labels if n in allowed)
+        if names:
+            kept.append(Example(ex.text, names, ex.group))
+    return kept
+
+
+def prior_of(y: np.ndarray) -> np.ndarray:
+    counts = y.sum(axis=0) + 1e-9
+    return (counts / counts.sum()).astype(np.float32)
+
+
+def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, Any]:
+    hp = request.hp
+    train, dev = load_training_data(request.data, request.dev, request.dev_fraction, hp.seed)
+    shots: list[Example] = []
+    if request.few_shot > 0:
+        pool = [ex for path in request.few_shot_data for ex in read_for_evaluation(path)]
+        shots, _ = few_shot_sample(pool, request.few_shot, hp.seed)
+    labels = request.labels or label_set(train + dev)
+    train, dev = restrict_labels(train + shots, labels), restrict_labels(dev, labels)
+    if not train or not dev:
+        raise ValueError(f"need training and dev examples, got {len(train)} and {len(dev)}")
+    cache = _cache(kind)
+    x, y = cache.embed([e.text for e in train]), one_hot([e.labels for e in train], labels)
+    dev_x, dev_y = cache.embed([e.text for e in dev]), one_hot([e.labels for e in dev], labels)
+    model = fit_head(x, y, dev_x, dev_y, hp)
+    dev_p = model.predict(dev_x, verbose=0)
+    thresholds = calibrate_thresholds(dev_p, dev_y)
+    dev_results = score_groups([e.group for e in dev], [labels[i] for i in dev_p.argmax(1)], [e.labels for e in dev], labels)
+    meta = {
+        "labels": list(labels),
+        "thresholds": [round(float(t), 4) for t in thresholds],
+        "prior": [round(float(p), 6) for p in prior_of(y)],
+        "encoder": {
+            "name": cache.encoder.identity.name,
+            "weights_sha256": cache.encoder.identity.weights_sha256,
+            "max_tokens": cache.encoder.settings.worker_max_tokens,
+        },
+        "text": {"builder": "worker.text.build_text", "max_chars": DEFAULT_MAX_CHARS},
+        "training_data": {
+            "fingerprint": fingerprint(train),
+            "dev_fingerprint": fingerprint(dev),
+            "sources": [p.name for p in request.data],
+            "few_shot": {"k": request.few_shot, "sources": [p.name for p in request.few_shot_data], "n": len(shots)},
+            "n_train": len(train),
+            "n_dev": len(dev),
+            "label_counts": dict(sorted(Counter(ex.labels[0] for ex in train).items())),
+        },
+        "hyper_parameters": hp.as_dict(),
+        "metrics": {"dev": as_json("", dev_results) | {"model_version": None}},
+    }
+    from worker.training.artifact import write_artifact
+
+    return write_artifact(request.out, model, meta)
+
+
+def run_evaluation(
+    model_dir: Path, paths: list[Path], kind: EncoderKind | None
+) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...]]:
+    cache = _cache(kind)
+    classifier = load_classifier(model_dir, cache.encoder.identity)
+    examples = [ex for path in paths for ex in read_for_evaluation(path)]
+    probabilities = classifier.predict(cache.embed([e.text for e in examples]))
+    predicted = [classifier.labels[i] for i in probabilities.argmax(1)]
+    results = score_groups([e.group for e in examples], predicted, [e.labels for e in examples], classifier.labels)
+    return as_json(classifier.version, results), results, classifier.labels

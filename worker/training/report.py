@@ -1,0 +1,99 @@
+"""Evaluation results per group (language or region), as JSON, text, and a Markdown/PNG report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worker.training.metrics import accuracy, confusion, macro_f1, majority
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    name: str
+    n: int
+    accuracy: float
+    macro_f1: float
+    majority: float
+    confusion: np.ndarray  # rows = gold, columns = predicted, over the model's labels
+
+
+def score_groups(
+    groups: Sequence[str], predicted: Sequence[str], gold: Sequence[Sequence[str]], labels: Sequence[str]
+) -> list[GroupResult]:
+    results = []
+    for name in sorted(set(groups)):
+        rows = [i for i, g in enumerate(groups) if g == name]
+        p, t = [predicted[i] for i in rows], [gold[i] for i in rows]
+        results.append(GroupResult(name, len(rows), accuracy(p, t), macro_f1(p, t), majority(t), confusion(p, t, labels)))
+    return results
+
+
+def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any]:
+    return {
+        "model_version": model_version,
+        "groups": {
+            r.name: {"n": r.n, "accuracy": round(r.accuracy, 4), "macro_f1": round(r.macro_f1, 4), "majority": round(r.majority, 4)}
+            for r in results
+        },
+        "mean_accuracy": round(float(np.mean([r.accuracy for r in results])), 4) if results else 0.0,
+        "mean_macro_f1": round(float(np.mean([r.macro_f1 for r in results])), 4) if results else 0.0,
+    }
+
+
+def as_table(results: Sequence[GroupResult]) -> str:
+    lines = ["| group | n | accuracy | macro-F1 | majority |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r.name} | {r.n} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |" for r in results]
+    return "\n".join(lines)
+
+
+def confusion_table(matrix: np.ndarray, labels: Sequence[str]) -> str:
+    used = [i for i in range(len(labels)) if matrix[i].sum() or matrix[:, i].sum()]
+    head = "| gold \\ predicted | " + " | ".join(labels[i] for i in used) + " |"
+    rule = "|---|" + "---:|" * len(used)
+    rows = [f"| {labels[i]} | " + " | ".join(str(matrix[i, j]) for j in used) + " |" for i in used]
+    return "\n".join([head, rule, *rows])
+
+
+def bar_chart(results: Sequence[GroupResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in results]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) + 2), 3.5))
+    ax.bar(x - 0.2, [r.accuracy for r in results], 0.4, label="accuracy")
+    ax.bar(x + 0.2, [r.majority for r in results], 0.4, label="majority baseline", color="lightgray")
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("top-1 accuracy")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(folder: Path, summary: dict[str, Any], results: Sequence[GroupResult], labels: Sequence[str]) -> Path:
+    """report.md (table + confusion matrices) and accuracy.png in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bar_chart(results, folder / "accuracy.png")
+    total = sum((r.confusion for r in results), np.zeros((len(labels), len(labels)), dtype=np.int64))
+    parts = [
+        f"# Evaluation of {summary['model_version']}",
+        as_table(results),
+        f"Mean accuracy {summary['mean_accuracy']:.3f}, mean macro-F1 {summary['mean_macro_f1']:.3f}.",
+        "![accuracy per group](accuracy.png)",
+        "## Confusion matrix (all groups)",
+        confusion_table(total, labels),
+    ]
+    for r in results:
+        parts += [f"## Confusion matrix: {r.name}", confusion_table(r.confusion, labels)]
+    path = folder / "report.md"
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return path
