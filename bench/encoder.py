@@ -8,6 +8,11 @@ Each batch size is timed twice over the same texts and the faster pass is kept (
 pass also pays XLA compilation of new token-count buckets).
 
     .venv/bin/python bench/encoder.py [--texts 1024] [--max-tokens 128] [--json-out FILE]
+
+`--budget-accuracy 64,128,256` instead measures what the token budget costs or gains: a
+tiny numpy logistic regression on TF embeddings, trained on the training languages only
+(SIB-200 eng+fra train; YouTube train) and scored zero-shot on the dev sets (SIB-200
+deu/spa/jpn/arb dev; YouTube dev_BR), with the encoding throughput at each budget.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -108,19 +115,116 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def read_sib(data: Path, lang: str, split: str) -> tuple[list[str], list[str]]:
+    import csv
+
+    with (data / "sib200" / lang / f"{split}.tsv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [r["text"] for r in rows], [r["category"] for r in rows]
+
+
+def read_youtube(data: Path, name: str) -> tuple[list[str], list[str]]:
+    from worker.text import build_text
+
+    with (data / "youtube" / name).open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return [build_text(r["title"], r["tags"], r["description"]) for r in rows], [r["category"] for r in rows]
+
+
+def fit_softmax(
+    x: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3, steps: int = 500, lr: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression by full-batch gradient descent (x: unit-norm embeddings)."""
+    w, b = np.zeros((x.shape[1], n_classes), np.float32), np.zeros(n_classes, np.float32)
+    onehot = np.eye(n_classes, dtype=np.float32)[y]
+    for _ in range(steps):
+        logits = x @ w + b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        grad = (p - onehot) / len(x)
+        w -= lr * (x.T @ grad + l2 * w)
+        b -= lr * grad.sum(0)
+    return w, b
+
+
+def scores(pred: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
+    """Top-1 accuracy and macro-F1 over the classes present in gold."""
+    f1s = []
+    for c in np.unique(gold):
+        tp = np.sum((pred == c) & (gold == c))
+        f1s.append(2 * tp / max(np.sum(pred == c) + np.sum(gold == c), 1))
+    return float(np.mean(pred == gold)), float(np.mean(f1s))
+
+
+def budget_accuracy(budgets: list[int]) -> list[dict]:
+    from worker.encoders.tf_hub import TFHubEncoder
+    from worker.settings import DEFAULT_SAVEDMODEL_DIR
+
+    data = shared_data_dir()
+    if data is None:
+        raise SystemExit("needs the shared data (../shared/data or SHARED_DATA_DIR)")
+    tasks = {
+        "sib200": (
+            [read_sib(data, lang, "train") for lang in ("eng_Latn", "fra_Latn")],
+            {lang: read_sib(data, lang, "dev") for lang in ("deu_Latn", "spa_Latn", "jpn_Jpan", "arb_Arab")},
+        ),
+        "youtube": ([read_youtube(data, "train.jsonl")], {"dev_BR": read_youtube(data, "dev_BR.jsonl")}),
+    }
+    results = []
+    for budget in budgets:
+        encoder = TFHubEncoder(str(DEFAULT_SAVEDMODEL_DIR), max_tokens=budget)
+        for task, (train_parts, dev_sets) in tasks.items():
+            train_texts = [t for texts, _ in train_parts for t in texts]
+            train_labels = [label for _, labels in train_parts for label in labels]
+            classes = sorted(set(train_labels))
+            start = time.perf_counter()
+            x = encoder.encode(train_texts)
+            rate = len(train_texts) / (time.perf_counter() - start)
+            w, b = fit_softmax(x, np.array([classes.index(c) for c in train_labels]), len(classes))
+            for name, (texts, labels) in dev_sets.items():
+                gold = np.array([classes.index(c) if c in classes else -1 for c in labels])
+                acc, f1 = scores(np.argmax(encoder.encode(texts) @ w + b, 1), gold)
+                majority = float(np.mean(gold == np.bincount(gold[gold >= 0]).argmax()))
+                results.append(
+                    {
+                        "budget": budget,
+                        "task": task,
+                        "dev": name,
+                        "accuracy": acc,
+                        "macro_f1": f1,
+                        "majority": majority,
+                        "train_texts_per_s": rate,
+                    }
+                )
+                print(
+                    f"budget {budget:4d} {task:8s} {name:9s} acc {acc:.3f} macro-F1 {f1:.3f} "
+                    f"(majority {majority:.3f}); encode {rate:.0f} texts/s",
+                    flush=True,
+                )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1024, help="texts per batch-size pass")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--encoders", default="tf,reference")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--budget-accuracy", help="comma-separated token budgets, e.g. 64,128,256")
     args = parser.parse_args()
+    if args.budget_accuracy:
+        results = budget_accuracy([int(b) for b in args.budget_accuracy.split(",")])
+        if args.json_out:
+            args.json_out.write_text(json.dumps(results))
+        return
     texts, source = load_texts(args.texts)
     results = [run_child(kind, texts, args.max_tokens) for kind in args.encoders.split(",")]
     print(f"texts: {len(texts)} from {source}; max_tokens={args.max_tokens}; cpu cores: {os.cpu_count()}")
     print(table(results) if len(results) == 2 else json.dumps(results, indent=1))
     if args.json_out:
-        args.json_out.write_text(json.dumps({"source": source, "max_tokens": args.max_tokens, "results": results}))
+        args.json_out.write_text(
+            json.dumps({"source": source, "max_tokens": args.max_tokens, "results": results})
+        )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ class Classifier:
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """float32 [n, L] sigmoid probabilities."""
-        hidden = _ACTIVATIONS[self.activation](embeddings.astype(np.float32) @ self.hidden_kernel + self.hidden_bias)
+        hidden = _ACTIVATIONS[self.activation](
+            embeddings.astype(np.float32) @ self.hidden_kernel + self.hidden_bias
+        )
         logits = hidden @ self.out_kernel + self.out_bias
         return (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).astype(np.float32)
 
@@ -104,9 +106,13 @@ def fold_head(parts: dict[str, object]) -> tuple[np.ndarray, np.ndarray, np.ndar
     norm_cfg, (gamma, beta, mean, variance) = parts["norm"]  # type: ignore[misc]
     scale = gamma / np.sqrt(variance + float(norm_cfg["epsilon"]))
     shift = beta - mean * scale
-    return w1, b1, (scale[:, None] * w2).astype(np.float32), (b2 + shift @ w2).astype(np.float32), hidden_cfg[
-        "activation"
-    ]
+    return (
+        w1,
+        b1,
+        (scale[:, None] * w2).astype(np.float32),
+        (b2 + shift @ w2).astype(np.float32),
+        hidden_cfg["activation"],
+    )
 
 
 def check_encoder(trained_on: EncoderIdentity, serving: EncoderIdentity, where: Path) -> None:

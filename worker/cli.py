@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from worker.encoders.commands import embed, export_muse
 from worker.logs import configure_logging
 from worker.settings import load_settings
+from worker.training.commands import evaluate, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -49,14 +51,7 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for output
     raise typer.Exit(run_demo(settings, timeout))
 
 
-def _register_optional_commands() -> None:
-    from worker.encoders.commands import embed, export_muse
-    from worker.training.commands import evaluate, train
-
-    app.command("export-muse")(export_muse)
-    app.command("embed")(embed)
-    app.command("train")(train)
-    app.command("evaluate")(evaluate)
-
-
-_register_optional_commands()
+app.command("export-muse")(export_muse)
+app.command("embed")(embed)
+app.command("train")(train)
+app.command("evaluate")(evaluate)

@@ -58,27 +58,39 @@ def squeeze(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def clean_description(description: str) -> str:
+def clean_description(description: str, budget: int = DEFAULT_MAX_CHARS) -> str:
+    """Meaningful sentences of the description, until about `budget` characters are kept."""
+    if "/" in description or "www." in description:
+        description = _URL.sub(" ", description)
+    if "@" in description:
+        description = _HANDLE.sub(" ", _EMAIL.sub(" ", description))
     kept: list[str] = []
-    for line in _SEGMENT_END.split(_HANDLE.sub(" ", _EMAIL.sub(" ", _URL.sub(" ", description)))):
-        if _BOILERPLATE.search(line) or not _HAS_LETTER.search(line):
+    size = 0
+    for segment in _SEGMENT_END.split(description):
+        if _BOILERPLATE.search(segment) or not _HAS_LETTER.search(segment):
             continue
-        kept.append(_HASHTAG.sub(lambda m: split_words(m.group(1)), line))
+        kept.append(_HASHTAG.sub(lambda m: split_words(m.group(1)), segment))
+        size += len(segment)
+        if size > budget:
+            break
     return squeeze(" ".join(kept))
 
 
-def clean_tags(tags: Iterable[str]) -> str:
+def clean_tags(tags: Iterable[str], budget: int = DEFAULT_MAX_CHARS) -> str:
+    """Distinct tags as words (case and spacing ignored), at most MAX_TAGS, about `budget` characters."""
     seen: set[str] = set()
     words: list[str] = []
+    size = 0
     for tag in tags:
-        tag = squeeze(split_words(tag.lstrip("#")))
+        tag = split_words(tag.lstrip("#")).strip()
         folded = tag.casefold().replace(" ", "")
         if tag and folded not in seen:
             seen.add(folded)
             words.append(tag)
-        if len(words) == MAX_TAGS:
+            size += len(tag) + 2
+        if len(words) == MAX_TAGS or size > budget:
             break
-    return ", ".join(words)
+    return squeeze(", ".join(words))
 
 
 def cut(text: str, max_chars: int) -> str:
@@ -92,10 +104,12 @@ def cut(text: str, max_chars: int) -> str:
 
 def build_text(title: str, tags: Iterable[str], description: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """The encoder input for one upload; empty when nothing meaningful is left."""
-    # Cleaning is linear in the input, but a 10 MB description need not be read whole:
-    # only the first few budgets' worth can ever reach the cut.
-    description = description[: max_chars * 8]
     title_text = squeeze(_HASHTAG.sub(lambda m: split_words(m.group(1)), _URL.sub(" ", title)))
-    parts = [title_text, clean_tags(tags), clean_description(description)]
+    tags_text = clean_tags(tags, max_chars - len(title_text))
+    budget = max_chars - len(title_text) - len(tags_text)
+    # Only the description's first few budgets' worth can survive boilerplate removal and
+    # reach the cut: a 10 MB description is not read whole.
+    description_text = clean_description(description[: budget * 4], budget) if budget > 0 else ""
+    parts = [title_text, tags_text, description_text]
     text = ". ".join(p for p in parts if p)
     return cut(text, max_chars) if _HAS_LETTER.search(text) else ""

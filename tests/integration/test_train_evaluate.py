@@ -32,7 +32,17 @@ def cli() -> typer.Typer:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "videos"
     result = CliRunner().invoke(
-        cli(), ["train", "--data", str(FIXTURES / "videos_small.jsonl"), "--out", str(out), "--dev-fraction", "0.25", *FAST]
+        cli(),
+        [
+            "train",
+            "--data",
+            str(FIXTURES / "videos_small.jsonl"),
+            "--out",
+            str(out),
+            "--dev-fraction",
+            "0.25",
+            *FAST,
+        ],
     )
     assert result.exit_code == 0, result.output
     return out
@@ -50,7 +60,17 @@ def test_artifact_has_everything_the_worker_needs(trained: Path) -> None:
 
 def test_evaluate_json_shape_and_quality(trained: Path) -> None:
     result = CliRunner().invoke(
-        cli(), ["evaluate", "--model", str(trained), "--data", str(FIXTURES / "videos_small.jsonl"), "--json", "--encoder", "reference"]
+        cli(),
+        [
+            "evaluate",
+            "--model",
+            str(trained),
+            "--data",
+            str(FIXTURES / "videos_small.jsonl"),
+            "--json",
+            "--encoder",
+            "reference",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -65,7 +85,17 @@ def test_evaluate_json_shape_and_quality(trained: Path) -> None:
 def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli(),
-        ["evaluate", "--model", str(trained), "--data", str(FIXTURES / "videos_small.jsonl"), "--report", str(tmp_path), "--encoder", "reference"],
+        [
+            "evaluate",
+            "--model",
+            str(trained),
+            "--data",
+            str(FIXTURES / "videos_small.jsonl"),
+            "--report",
+            str(tmp_path),
+            "--encoder",
+            "reference",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = (tmp_path / "report.md").read_text()
@@ -81,7 +111,16 @@ def test_refuses_a_head_trained_on_another_encoder(trained: Path, tmp_path: Path
     with pytest.raises(IncompatibleModelError, match="retrain the head"):
         load_classifier(tmp_path, muse_identity())
     result = CliRunner().invoke(
-        cli(), ["evaluate", "--model", str(tmp_path), "--data", str(FIXTURES / "videos_small.jsonl"), "--encoder", "reference"]
+        cli(),
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path),
+            "--data",
+            str(FIXTURES / "videos_small.jsonl"),
+            "--encoder",
+            "reference",
+        ],
     )
     assert isinstance(result.exception, IncompatibleModelError)
 
@@ -92,7 +131,17 @@ def test_sib_folder_trains_and_reports_per_language(tmp_path: Path) -> None:
     trained = runner.invoke(cli(), ["train", "--data", str(FIXTURES / "sib_small"), "--out", str(out), *FAST])
     assert trained.exit_code == 0, trained.output
     result = runner.invoke(
-        cli(), ["evaluate", "--model", str(out), "--data", str(FIXTURES / "sib_small"), "--json", "--encoder", "reference"]
+        cli(),
+        [
+            "evaluate",
+            "--model",
+            str(out),
+            "--data",
+            str(FIXTURES / "sib_small"),
+            "--json",
+            "--encoder",
+            "reference",
+        ],
     )
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary["groups"]) == {"eng_Latn", "fra_Latn", "deu_Latn"}

@@ -26,7 +26,12 @@ def random_head(seed: int = 0):
         if not weights:
             continue
         if layer.name == "norm":
-            gamma, beta, mean, var = (rng.normal(1, 0.3, 16), rng.normal(0, 0.5, 16), rng.normal(0.2, 0.1, 16), rng.uniform(0.1, 2, 16))
+            gamma, beta, mean, var = (
+                rng.normal(1, 0.3, 16),
+                rng.normal(0, 0.5, 16),
+                rng.normal(0.2, 0.1, 16),
+                rng.uniform(0.1, 2, 16),
+            )
             layer.set_weights([gamma, beta, mean, var])
         else:
             layer.set_weights([rng.normal(0, 0.2, w.shape) for w in weights])

@@ -27,9 +27,27 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 def test_videos_use_build_text_and_region(tmp_path: Path) -> None:
     path = tmp_path / "v.jsonl"
     rows = [
-        {"region": "BR", "title": "Gol!!!!!", "tags": ["#futebolBrasil"], "description": "http://x.com/a", "category": "Sports"},
-        {"region": "US", "title": "", "tags": [], "description": "", "category": "Music"},  # empty text: skipped
-        {"region": "FR", "title": "Clip", "tags": [], "description": "", "category": ["Music", "Entertainment"]},
+        {
+            "region": "BR",
+            "title": "Gol!!!!!",
+            "tags": ["#futebolBrasil"],
+            "description": "http://x.com/a",
+            "category": "Sports",
+        },
+        {
+            "region": "US",
+            "title": "",
+            "tags": [],
+            "description": "",
+            "category": "Music",
+        },  # empty text: skipped
+        {
+            "region": "FR",
+            "title": "Clip",
+            "tags": [],
+            "description": "",
+            "category": ["Music", "Entertainment"],
+        },
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
     examples = read_videos(path)
@@ -41,7 +59,9 @@ def test_videos_use_build_text_and_region(tmp_path: Path) -> None:
 
 def test_sib_tsv_honours_csv_quoting(tmp_path: Path) -> None:
     path = tmp_path / "dev.tsv"
-    path.write_text('index_id\tcategory\ttext\n7\thealth\t"He said ""rest"",\tthen left."\n', encoding="utf-8")
+    path.write_text(
+        'index_id\tcategory\ttext\n7\thealth\t"He said ""rest"",\tthen left."\n', encoding="utf-8"
+    )
     assert read_sib_tsv(path, "eng_Latn") == [Example('He said "rest", then left.', ("health",), "eng_Latn")]
 
 
@@ -94,11 +114,14 @@ def test_class_weights_favour_rare_labels() -> None:
 
 
 def test_thresholds_maximise_dev_f1() -> None:
-    probabilities = np.array([[0.9, 0.2], [0.7, 0.3], [0.35, 0.1], [0.2, 0.05]], dtype=np.float32)
-    y = np.array([[1, 0], [1, 0], [0, 0], [0, 0]], dtype=np.float32)
+    probabilities = np.array(
+        [[0.9, 0.2, 0.9], [0.7, 0.3, 0.9], [0.35, 0.1, 0.0], [0.2, 0.05, 0.9]], dtype=np.float32
+    )
+    y = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=np.float32)
     thresholds = calibrate_thresholds(probabilities, y)
     assert 0.35 < thresholds[0] <= 0.7  # separates the two positives from the rest
     assert thresholds[1] == pytest.approx(0.5)  # no positives in dev: the default
+    assert thresholds[2] == pytest.approx(0.5)  # never right at any threshold: the default, not 0.95
 
 
 def test_metrics() -> None:

@@ -11,9 +11,10 @@ The weights and SentencePiece model come from the `fast-universal-sentence-encod
     -> tanh -> L2 norm.
 
 Tokens are kept flat (all sentences of a batch concatenated, a segment id per token) as in
-the numpy port, so no compute is spent on padding. The per-token part is XLA-compiled; the
-flat token count is padded to a bucket (four buckets per octave, < 25% waste) so XLA
-compiles a handful of shapes, never one per batch.
+the numpy port, so no compute is spent on padding and every shape is dynamic: one graph
+serves every batch size. The dense part is ~3.4 MFLOP per token, nearly all of it matmuls
+that oneDNN already runs near peak on CPU; XLA (jit_compile, with token counts padded to
+buckets) measured no faster here and cost 1-2 s of compilation per bucket, so it is not used.
 
 `ensure_savedmodel` writes the SavedModel once per weights hash (stamp file, atomic rename).
 """
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 # title + tags + the start of the description, and costs a quarter of what 512 would.
 DEFAULT_MAX_TOKENS = 128
 STAMP_FILE = "weights.sha256"
+# Bumped when the exported graph changes, so caches written by older code are replaced too.
+EXPORT_VERSION = 1
 
 _VOCAB_ROWS = 7530
 _NUM_CHUNKS = 17
@@ -43,7 +46,6 @@ _EMB_DIM = 512
 _CNN_DIM = 256
 _ORDERS = ((2, 0), (3, 1), (5, 2))  # (n-gram order, left context) of the three CNN branches
 _BOS, _EOS, _UNK = 1, 2, 0
-_MIN_TOKEN_BUCKET = 64
 
 
 def load_muse_weights(weights_path: Path) -> dict[str, np.ndarray]:
@@ -55,15 +57,6 @@ def load_muse_weights(weights_path: Path) -> dict[str, np.ndarray]:
         weights = {k: z[k] for k in z.files if not k.startswith("q")}
     weights["table"] = table
     return weights
-
-
-def token_buckets(largest: int = 1 << 21) -> np.ndarray:
-    """Padded flat-token counts: 64, 80, 96, 112, 128, 160, ... (four per octave)."""
-    sizes, step = [], _MIN_TOKEN_BUCKET // 4
-    while not sizes or sizes[-1] < largest:
-        sizes.extend(step * m for m in range(4, 8))
-        step *= 2
-    return np.asarray(sizes, dtype=np.int32)
 
 
 def _shift_rows(x: tf.Tensor, offset: int) -> tf.Tensor:
@@ -84,115 +77,103 @@ def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> 
     return x * tf.math.rsqrt(var + eps) * gamma + beta
 
 
-class MuseModule:
-    """Factory for the exported tf.Module (a function so TensorFlow is imported lazily)."""
+def make_muse_module(sp_model: bytes, weights: dict[str, np.ndarray], default_max_tokens: int) -> tf.Module:
+    """The tf.Module that is exported (its class is built here so TensorFlow is imported lazily)."""
+    import tensorflow as tf
+    import tensorflow_text as tf_text
 
-    @staticmethod
-    def build(sp_model: bytes, weights: dict[str, np.ndarray], default_max_tokens: int) -> tf.Module:
-        import tensorflow as tf
-        import tensorflow_text as tf_text
+    eps = float(weights["eps"])
+    branch_keys = [(f"w1_{n}", f"b1_{n}", f"w2_{n}", f"b2_{n}") for n, _ in _ORDERS]
 
-        eps = float(weights["eps"])
-        branch_keys = [(f"w1_{n}", f"b1_{n}", f"w2_{n}", f"b2_{n}") for n, _ in _ORDERS]
+    class Muse(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="muse")
+            self.tokenizer = tf_text.SentencepieceTokenizer(model=sp_model)
+            self.default_max_tokens = tf.Variable(default_max_tokens, trainable=False, dtype=tf.int32)
 
-        class Muse(tf.Module):
-            def __init__(self) -> None:
-                super().__init__(name="muse")
-                self.tokenizer = tf_text.SentencepieceTokenizer(model=sp_model)
-                self.default_max_tokens = tf.Variable(default_max_tokens, trainable=False, dtype=tf.int32)
-                self.buckets = tf.constant(token_buckets())
+            def var(value: np.ndarray) -> tf.Variable:
+                return tf.Variable(value, trainable=False)
 
-                def var(value: np.ndarray) -> tf.Variable:
-                    return tf.Variable(value, trainable=False)
+            self.table = var(weights["table"])
+            self.scale, self.lo = var(weights["scale"]), var(weights["lo"])
+            cat = np.concatenate
+            self.proj_w = var(cat([weights[f"proj{n}"] for n, _ in _ORDERS], axis=1))
+            self.proj_b = var(cat([weights[f"proj_b{n}"] for n, _ in _ORDERS]))
+            self.proj_ln_g = var(cat([weights[f"ln_g{n}"] for n, _ in _ORDERS]))
+            self.proj_ln_b = var(cat([weights[f"ln_b{n}"] for n, _ in _ORDERS]))
+            self.branches = [tuple(var(weights[k]) for k in keys) for keys in branch_keys]
+            self.ln_g, self.ln_b = var(weights["ln_g"]), var(weights["ln_b"])
+            self.cnn_w, self.cnn_b = var(weights["cnn_W"]), var(weights["cnn_b"])
+            self.dnn = {k: var(weights[k]) for k in ("d0", "d1", "d2", "d3", "p1", "p3")}
 
-                self.table = var(weights["table"])
-                self.scale, self.lo = var(weights["scale"]), var(weights["lo"])
-                cat = np.concatenate
-                self.proj_w = var(cat([weights[f"proj{n}"] for n, _ in _ORDERS], axis=1))
-                self.proj_b = var(cat([weights[f"proj_b{n}"] for n, _ in _ORDERS]))
-                self.proj_ln_g = var(cat([weights[f"ln_g{n}"] for n, _ in _ORDERS]))
-                self.proj_ln_b = var(cat([weights[f"ln_b{n}"] for n, _ in _ORDERS]))
-                self.branches = [tuple(var(weights[k]) for k in keys) for keys in branch_keys]
-                self.ln_g, self.ln_b = var(weights["ln_g"]), var(weights["ln_b"])
-                self.cnn_w, self.cnn_b = var(weights["cnn_W"]), var(weights["cnn_b"])
-                self.dnn = {k: var(weights[k]) for k in ("d0", "d1", "d2", "d3", "p1", "p3")}
+        def tokenize(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.RaggedTensor:
+            """[BOS] pieces [EOS] per text, at most max_tokens, like the numpy reference."""
+            pieces, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
+            # SentencePiece merges a run of unknown characters into one UNK; the reference
+            # (pure-python port) emits one UNK per character: repeat to match it.
+            row_texts = tf.gather(texts, pieces.value_rowids())
+            span = tf.strings.substr(row_texts, starts.flat_values, ends.flat_values - starts.flat_values)
+            n_chars = tf.strings.length(span, unit="UTF8_CHAR")
+            repeats = tf.where(pieces.flat_values == _UNK, tf.maximum(n_chars, 1), 1)
+            n = tf.size(texts, out_type=tf.int64)
+            pieces = tf.RaggedTensor.from_value_rowids(
+                tf.repeat(pieces.flat_values, repeats), tf.repeat(pieces.value_rowids(), repeats), nrows=n
+            )
+            pieces = pieces[:, : tf.maximum(max_tokens, 3) - 2]
+            is_empty = tf.cast(pieces.row_lengths() == 0, tf.int64)
+            unk = tf.RaggedTensor.from_row_lengths(tf.zeros([tf.reduce_sum(is_empty)], tf.int32), is_empty)
+            bos = tf.RaggedTensor.from_row_lengths(tf.fill([n], _BOS), tf.ones([n], tf.int64))
+            eos = tf.RaggedTensor.from_row_lengths(tf.fill([n], _EOS), tf.ones([n], tf.int64))
+            return tf.concat([bos, pieces, unk, eos], axis=1)
 
-            def tokenize(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.RaggedTensor:
-                """[BOS] pieces [EOS] per text, at most max_tokens, like the numpy reference."""
-                pieces, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
-                # SentencePiece merges a run of unknown characters into one UNK; the reference
-                # (pure-python port) emits one UNK per character: repeat to match it.
-                row_texts = tf.gather(texts, pieces.value_rowids())
-                span = tf.strings.substr(row_texts, starts.flat_values, ends.flat_values - starts.flat_values)
-                n_chars = tf.strings.length(span, unit="UTF8_CHAR")
-                repeats = tf.where(pieces.flat_values == _UNK, tf.maximum(n_chars, 1), 1)
-                n = tf.size(texts, out_type=tf.int64)
-                pieces = tf.RaggedTensor.from_value_rowids(
-                    tf.repeat(pieces.flat_values, repeats), tf.repeat(pieces.value_rowids(), repeats), nrows=n
-                )
-                pieces = pieces[:, : tf.maximum(max_tokens, 3) - 2]
-                is_empty = tf.cast(pieces.row_lengths() == 0, tf.int64)
-                unk = tf.RaggedTensor.from_row_lengths(tf.zeros([tf.reduce_sum(is_empty)], tf.int32), is_empty)
-                bos = tf.RaggedTensor.from_row_lengths(tf.fill([n], _BOS), tf.ones([n], tf.int64))
-                eos = tf.RaggedTensor.from_row_lengths(tf.fill([n], _EOS), tf.ones([n], tf.int64))
-                return tf.concat([bos, pieces, unk, eos], axis=1)
+        def token_features(self, ids: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
+            """[n_tokens, 1280] layer-normed [embedding | cnn2 | cnn3 | cnn5] per token."""
+            chunk = ids % _NUM_CHUNKS
+            emb = tf.cast(tf.gather(self.table, ids), tf.float32)
+            emb = emb * tf.gather(self.scale, chunk)[:, None] + tf.gather(self.lo, chunk)[:, None]
+            x = _layer_norm(emb @ self.proj_w + self.proj_b, self.proj_ln_g, self.proj_ln_b, eps)
+            features = [emb]
+            for i, ((n, left), (w1, b1, w2, b2)) in enumerate(zip(_ORDERS, self.branches, strict=True)):
+                offsets = range(-left, n - left)
+                same = [tf.cast(_shift_rows(segments, o) == segments, tf.float32)[:, None] for o in offsets]
 
-            @tf.function(jit_compile=True)
-            def token_features(self, ids: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
-                """[n_tokens, 1280] layer-normed [embedding | cnn2 | cnn3 | cnn5] per token."""
-                chunk = ids % _NUM_CHUNKS
-                emb = tf.cast(tf.gather(self.table, ids), tf.float32)
-                emb = emb * tf.gather(self.scale, chunk)[:, None] + tf.gather(self.lo, chunk)[:, None]
-                x = _layer_norm(emb @ self.proj_w + self.proj_b, self.proj_ln_g, self.proj_ln_b, eps)
-                features = [emb]
-                for i, ((n, left), (w1, b1, w2, b2)) in enumerate(zip(_ORDERS, self.branches, strict=True)):
-                    offsets = range(-left, n - left)
-                    same = [tf.cast(_shift_rows(segments, o) == segments, tf.float32)[:, None] for o in offsets]
+                def window(v: tf.Tensor, offsets: range = offsets, same: list = same) -> tf.Tensor:
+                    return tf.concat([_shift_rows(v, o) * m for o, m in zip(offsets, same, strict=True)], 1)
 
-                    def window(v: tf.Tensor, offsets: range = offsets, same: list = same) -> tf.Tensor:
-                        return tf.concat([_shift_rows(v, o) * m for o, m in zip(offsets, same, strict=True)], 1)
+                xs = x[:, i * _CNN_DIM : (i + 1) * _CNN_DIM]
+                h = tf.nn.relu(window(xs) @ w1 + b1) + xs
+                features.append(tf.nn.relu(window(h) @ w2 + b2) + h)
+            return _layer_norm(tf.concat(features, 1), self.ln_g, self.ln_b, eps)
 
-                    xs = x[:, i * _CNN_DIM : (i + 1) * _CNN_DIM]
-                    h = tf.nn.relu(window(xs) @ w1 + b1) + xs
-                    features.append(tf.nn.relu(window(h) @ w2 + b2) + h)
-                return _layer_norm(tf.concat(features, 1), self.ln_g, self.ln_b, eps)
+        def embed(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.Tensor:
+            with tf.device("/CPU:0"):  # SentencePiece and ragged ops have CPU kernels only
+                tokens = self.tokenize(texts, max_tokens)
+                ids = tf.cast(tokens.flat_values, tf.int32)
+                segments = tf.cast(tokens.value_rowids(), tf.int32)
+                lengths = tf.cast(tokens.row_lengths(), tf.float32)[:, None]
+            feats = self.token_features(ids, segments)
+            pooled = tf.math.unsorted_segment_sum(feats, segments, tf.size(texts))
+            mean = (pooled @ self.cnn_w + lengths * self.cnn_b) * tf.math.rsqrt(lengths)
+            d = self.dnn
+            y0 = tf.nn.relu(mean @ d["d0"])
+            y1 = tf.nn.relu(mean @ d["p1"] + y0 @ d["d1"])
+            z = tf.tanh(y1 @ d["p3"] + tf.nn.relu(y1 @ d["d2"]) @ d["d3"])
+            return z * tf.math.rsqrt(tf.maximum(tf.reduce_sum(z * z, axis=1, keepdims=True), eps))
 
-            def embed(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.Tensor:
-                with tf.device("/CPU:0"):
-                    tokens = self.tokenize(texts, max_tokens)
-                    ids = tf.cast(tokens.flat_values, tf.int32)
-                    segments = tf.cast(tokens.value_rowids(), tf.int32)
-                    n_tokens = tf.size(ids)
-                    bucket = tf.searchsorted(self.buckets, n_tokens[None])[0]
-                    padded = tf.maximum(n_tokens, tf.gather(self.buckets, tf.minimum(bucket, tf.size(self.buckets) - 1)))
-                    n_texts = tf.size(texts)
-                    # padding tokens form one extra segment that is dropped after pooling
-                    ids = tf.pad(ids, [[0, padded - n_tokens]])
-                    segments = tf.pad(segments, [[0, padded - n_tokens]], constant_values=n_texts)
-                    lengths = tf.cast(tokens.row_lengths(), tf.float32)[:, None]
-                feats = self.token_features(ids, segments)
-                pooled = tf.math.unsorted_segment_sum(feats, segments, n_texts + 1)[:n_texts]
-                mean = (pooled @ self.cnn_w + lengths * self.cnn_b) * tf.math.rsqrt(lengths)
-                d = self.dnn
-                y0 = tf.nn.relu(mean @ d["d0"])
-                y1 = tf.nn.relu(mean @ d["p1"] + y0 @ d["d1"])
-                z = tf.tanh(y1 @ d["p3"] + tf.nn.relu(y1 @ d["d2"]) @ d["d3"])
-                return z * tf.math.rsqrt(tf.maximum(tf.reduce_sum(z * z, axis=1, keepdims=True), eps))
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, texts: tf.Tensor) -> tf.Tensor:
+            return self.embed(texts, self.default_max_tokens)
 
-            @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-            def __call__(self, texts: tf.Tensor) -> tf.Tensor:
-                return self.embed(texts, self.default_max_tokens)
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
+        def embed_with_budget(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.Tensor:
+            return self.embed(texts, max_tokens)
 
-            @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
-            def embed_with_budget(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.Tensor:
-                return self.embed(texts, max_tokens)
-
-        return Muse()
+    return Muse()
 
 
 def build_muse_module(default_max_tokens: int = DEFAULT_MAX_TOKENS) -> tf.Module:
     sp_path, weights_path = muse_resources()
-    return MuseModule.build(sp_path.read_bytes(), load_muse_weights(weights_path), default_max_tokens)
+    return make_muse_module(sp_path.read_bytes(), load_muse_weights(weights_path), default_max_tokens)
 
 
 def export_savedmodel(out_dir: Path, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> Path:
@@ -201,8 +182,12 @@ def export_savedmodel(out_dir: Path, default_max_tokens: int = DEFAULT_MAX_TOKEN
 
     module = build_muse_module(default_max_tokens)
     tf.saved_model.save(module, str(out_dir), signatures={"serving_default": module.__call__})
-    (out_dir / STAMP_FILE).write_text(muse_identity().weights_sha256 + "\n")
+    (out_dir / STAMP_FILE).write_text(expected_stamp() + "\n")
     return out_dir
+
+
+def expected_stamp() -> str:
+    return f"{muse_identity().weights_sha256} export-v{EXPORT_VERSION}"
 
 
 def is_current(out_dir: Path) -> bool:
@@ -211,7 +196,7 @@ def is_current(out_dir: Path) -> bool:
     return (
         (out_dir / "saved_model.pb").is_file()
         and stamp.is_file()
-        and stamp.read_text().strip() == muse_identity().weights_sha256
+        and stamp.read_text().strip() == expected_stamp()
     )
 
 

@@ -42,10 +42,15 @@ def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any]) -> dict[str,
     when = datetime.now(UTC)
     weights_sha = weights_digest([w.numpy() for w in model.weights])
     body = {"format": FORMAT, **meta, "weights_file": HEAD_FILE, "weights_sha256": weights_sha}
-    full = {"version": derive_version(body, weights_sha, when), "created_at": when.isoformat(timespec="seconds"), **body}
+    full = {
+        "version": derive_version(body, weights_sha, when),
+        "created_at": when.isoformat(timespec="seconds"),
+        **body,
+    }
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
     model.save(staging / HEAD_FILE)
     (staging / MODEL_JSON).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for extra in out_dir.glob("*") if out_dir.exists() else ():

@@ -14,13 +14,17 @@ import typer
 
 from worker.settings import EncoderKind
 
-DataOption = Annotated[list[Path], typer.Option("--data", exists=True, help="JSON Lines file or SIB-200 style folder; repeatable.")]
+DataOption = Annotated[
+    list[Path],
+    typer.Option("--data", exists=True, help="JSON Lines file or SIB-200 style folder; repeatable."),
+]
 EncoderOption = Annotated[
-    EncoderKind | None, typer.Option("--encoder", help="Encoder to embed with (default: WORKER_ENCODER, i.e. tf).")
+    EncoderKind | None,
+    typer.Option("--encoder", help="Encoder to embed with (default: WORKER_ENCODER, i.e. tf)."),
 ]
 
 
-def _hp_default(name: str):  # noqa: ANN202 - tiny helper for option defaults
+def _hp_default(name: str):
     from worker.training.head import HyperParameters
 
     return getattr(HyperParameters(), name)
@@ -30,51 +34,84 @@ def train(
     data: DataOption,
     out: Annotated[Path, typer.Option("--out", help="Model directory to write (replaced if present).")],
     dev: Annotated[
-        list[Path] | None, typer.Option("--dev", exists=True, help="Separate dev data (instead of the held-out split).")
+        list[Path] | None,
+        typer.Option("--dev", exists=True, help="Separate dev data (instead of the held-out split)."),
     ] = None,
     few_shot_data: Annotated[
         list[Path] | None,
-        typer.Option("--few-shot-data", exists=True, help="Labelled data in a new language to take --few-shot K per class from."),
+        typer.Option(
+            "--few-shot-data",
+            exists=True,
+            help="Labelled data in a new language to take --few-shot K per class from.",
+        ),
     ] = None,
-    few_shot: Annotated[int, typer.Option("--few-shot", help="K examples per class from --few-shot-data (0 = zero-shot).")] = 0,
+    few_shot: Annotated[
+        int, typer.Option("--few-shot", help="K examples per class from --few-shot-data (0 = zero-shot).")
+    ] = 0,
     labels: Annotated[
-        str | None, typer.Option("--labels", help="Label set: comma-separated, or a file with one label per line.")
+        str | None,
+        typer.Option("--labels", help="Label set: comma-separated, or a file with one label per line."),
     ] = None,
     encoder: EncoderOption = None,
     dev_fraction: Annotated[float, typer.Option(help="Share of a JSON Lines file held out as dev.")] = 0.15,
     hidden: Annotated[int, typer.Option(help="Hidden units per seed.")] = _hp_default("hidden"),
     dropout: Annotated[float, typer.Option(help="Dropout after the BatchNorm.")] = _hp_default("dropout"),
-    input_dropout: Annotated[float, typer.Option(help="Dropout on the input embedding.")] = _hp_default("input_dropout"),
+    input_dropout: Annotated[float, typer.Option(help="Dropout on the input embedding.")] = _hp_default(
+        "input_dropout"
+    ),
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = _hp_default("learning_rate"),
     l2: Annotated[float, typer.Option(help="L2 penalty on the hidden kernel.")] = _hp_default("l2"),
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = _hp_default("batch_size"),
-    max_epochs: Annotated[int, typer.Option(help="Epoch cap (early stopping usually ends sooner).")] = _hp_default("max_epochs"),
-    patience: Annotated[int, typer.Option(help="Epochs without dev-loss improvement before stopping.")] = _hp_default("patience"),
+    max_epochs: Annotated[
+        int, typer.Option(help="Epoch cap (early stopping usually ends sooner).")
+    ] = _hp_default("max_epochs"),
+    patience: Annotated[
+        int, typer.Option(help="Epochs without dev-loss improvement before stopping.")
+    ] = _hp_default("patience"),
     class_weight_power: Annotated[
         float, typer.Option(help="Class weighting: 0 none, 1 fully balanced.")
     ] = _hp_default("class_weight_power"),
-    seeds: Annotated[int, typer.Option(help="Heads trained with consecutive seeds and merged (logit mean).")] = _hp_default("seeds"),
-    seed: Annotated[int, typer.Option(help="First seed (also seeds the dev split and few-shot sample).")] = _hp_default("seed"),
+    seeds: Annotated[
+        int, typer.Option(help="Heads trained with consecutive seeds and merged (logit mean).")
+    ] = _hp_default("seeds"),
+    seed: Annotated[
+        int, typer.Option(help="First seed (also seeds the dev split and few-shot sample).")
+    ] = _hp_default("seed"),
 ) -> None:
     """Train the classifier head on labelled data and write a model artifact."""
     from worker.training.head import HyperParameters
     from worker.training.pipeline import TrainRequest, run_training
 
     hp = HyperParameters(
-        hidden=hidden, dropout=dropout, input_dropout=input_dropout, learning_rate=learning_rate, l2=l2,
-        batch_size=batch_size, max_epochs=max_epochs, patience=patience, class_weight_power=class_weight_power,
-        seeds=seeds, seed=seed,
+        hidden=hidden,
+        dropout=dropout,
+        input_dropout=input_dropout,
+        learning_rate=learning_rate,
+        l2=l2,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        patience=patience,
+        class_weight_power=class_weight_power,
+        seeds=seeds,
+        seed=seed,
     )
-    request = TrainRequest(data, out, dev or [], few_shot_data or [], few_shot, _parse_labels(labels), dev_fraction, hp)
+    request = TrainRequest(
+        data, out, dev or [], few_shot_data or [], few_shot, _parse_labels(labels), dev_fraction, hp
+    )
     meta = run_training(request, encoder)
-    typer.echo(f"wrote {out} version {meta['version']}; dev accuracy {meta['metrics']['dev']['mean_accuracy']:.3f}", err=True)
+    typer.echo(
+        f"wrote {out} version {meta['version']}; dev accuracy {meta['metrics']['dev']['mean_accuracy']:.3f}",
+        err=True,
+    )
 
 
 def evaluate(
     model: Annotated[Path, typer.Option("--model", exists=True, file_okay=False, help="Model directory.")],
     data: DataOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="Write report.md and accuracy.png here.")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md and accuracy.png here.")
+    ] = None,
     encoder: EncoderOption = None,
 ) -> None:
     """Per language/region: rows, top-1 accuracy, macro-F1 and the majority baseline."""
@@ -89,7 +126,9 @@ def evaluate(
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         typer.echo(f"model {summary['model_version']}\n{as_table(results)}")
-        typer.echo(f"mean accuracy {summary['mean_accuracy']:.3f}  mean macro-F1 {summary['mean_macro_f1']:.3f}")
+        typer.echo(
+            f"mean accuracy {summary['mean_accuracy']:.3f}  mean macro-F1 {summary['mean_macro_f1']:.3f}"
+        )
 
 
 def _parse_labels(option: str | None) -> tuple[str, ...] | None:

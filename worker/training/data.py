@@ -91,7 +91,9 @@ def read_for_evaluation(path: Path) -> list[Example]:
     return examples
 
 
-def split_holdout(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+def split_holdout(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
     """Stratified by first label: each label keeps about `fraction` of its rows (at least one if it has 2+)."""
     by_label: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:

@@ -25,7 +25,9 @@ def write_halves(target: Path, work: Path, seed: int) -> tuple[Path, Path]:
     half_a, half_b = split_holdout(keyed, 0.5, seed)  # type: ignore[arg-type]
     paths = (work / f"{target.stem}.shots.jsonl", work / f"{target.stem}.eval.jsonl")
     for path, half in zip(paths, (half_a, half_b), strict=True):
-        path.write_text("".join(json.dumps(rows[k.index], ensure_ascii=False) + "\n" for k in half), encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps(rows[k.index], ensure_ascii=False) + "\n" for k in half), encoding="utf-8"
+        )
     return paths
 
 
@@ -51,11 +53,15 @@ def main(
     shots_path, eval_path = write_halves(target, work, seed)
     lines = ["| K per class | accuracy | macro-F1 | majority | n |", "|---:|---:|---:|---:|---:|"]
     for k in [0, *(shots or [5, 20, 50])]:
-        request = TrainRequest([train], work / f"k{k}", [], [shots_path], k, None, 0.15, replace(HyperParameters(), seed=seed))
+        request = TrainRequest(
+            [train], work / f"k{k}", [], [shots_path], k, None, 0.15, replace(HyperParameters(), seed=seed)
+        )
         run_training(request, encoder)
         summary, _, _ = run_evaluation(work / f"k{k}", [eval_path], encoder)
         (group,) = summary["groups"].values()
-        lines.append(f"| {k} | {group['accuracy']:.3f} | {group['macro_f1']:.3f} | {group['majority']:.3f} | {group['n']} |")
+        lines.append(
+            f"| {k} | {group['accuracy']:.3f} | {group['macro_f1']:.3f} | {group['majority']:.3f} | {group['n']} |"
+        )
         typer.echo(lines[-1], err=True)
     typer.echo("\n".join(lines))
 

@@ -19,16 +19,16 @@ from worker.encoders.base import EMBEDDING_DIM
 
 @dataclass(frozen=True)
 class HyperParameters:
-    hidden: int = 64
-    dropout: float = 0.5
-    input_dropout: float = 0.0  # dropout on the embedding itself (training only)
+    hidden: int = 128
+    dropout: float = 0.3
+    input_dropout: float = 0.5  # dropout on the embedding itself (training only)
     learning_rate: float = 1e-3
     l2: float = 1e-4
     batch_size: int = 32
     max_epochs: int = 200
     patience: int = 10
     class_weight_power: float = 0.5  # 0 = no weighting, 1 = fully balanced
-    seeds: int = 4
+    seeds: int = 2
     seed: int = 13
 
     def as_dict(self) -> dict[str, float | int]:
@@ -70,7 +70,7 @@ def build_model(n_labels: int, hp: HyperParameters, hidden: int | None = None): 
 class _EpochBar:
     """A tqdm bar over epochs showing the dev loss (Keras' own per-batch output is silenced)."""
 
-    def __new__(cls, total: int, desc: str):  # noqa: D102 - built lazily so keras stays a function import
+    def __new__(cls, total: int, desc: str):
         import keras
 
         class Bar(keras.callbacks.Callback):
@@ -88,7 +88,15 @@ class _EpochBar:
         return Bar()
 
 
-def fit_one(x: np.ndarray, y: np.ndarray, w: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray, hp: HyperParameters, seed: int):
+def fit_one(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    dev_x: np.ndarray,
+    dev_y: np.ndarray,
+    hp: HyperParameters,
+    seed: int,
+):
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -96,8 +104,15 @@ def fit_one(x: np.ndarray, y: np.ndarray, w: np.ndarray, dev_x: np.ndarray, dev_
     model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss="binary_crossentropy")
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)
     model.fit(
-        x, y, sample_weight=w, validation_data=(dev_x, dev_y), batch_size=hp.batch_size, epochs=hp.max_epochs,
-        shuffle=True, verbose=0, callbacks=[stop, _EpochBar(hp.max_epochs, f"seed {seed}")],
+        x,
+        y,
+        sample_weight=w,
+        validation_data=(dev_x, dev_y),
+        batch_size=hp.batch_size,
+        epochs=hp.max_epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[stop, _EpochBar(hp.max_epochs, f"seed {seed}")],
     )
     return model
 
@@ -105,14 +120,21 @@ def fit_one(x: np.ndarray, y: np.ndarray, w: np.ndarray, dev_x: np.ndarray, dev_
 def merge_seeds(models: Sequence, hp: HyperParameters):
     """One head whose logits are the mean of the given heads' logits."""
     merged = build_model(models[0].output_shape[-1], hp, hidden=hp.hidden * len(models))
-    parts = [{w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: w.numpy() for w in m.weights} for m in models]
+    parts = [
+        {w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: w.numpy() for w in m.weights} for m in models
+    ]
 
     def cat(name: str, axis: int) -> np.ndarray:
         return np.concatenate([p[name] for p in parts], axis=axis)
 
     merged.get_layer("hidden").set_weights([cat("hidden/kernel", 1), cat("hidden/bias", 0)])
     merged.get_layer("norm").set_weights(
-        [cat("norm/gamma", 0), cat("norm/beta", 0), cat("norm/moving_mean", 0), cat("norm/moving_variance", 0)]
+        [
+            cat("norm/gamma", 0),
+            cat("norm/beta", 0),
+            cat("norm/moving_mean", 0),
+            cat("norm/moving_variance", 0),
+        ]
     )
     merged.get_layer("scores").set_weights(
         [cat("scores/kernel", 0) / len(models), np.mean([p["scores/bias"] for p in parts], axis=0)]

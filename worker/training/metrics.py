@@ -47,7 +47,10 @@ def confusion(predicted: Sequence[str], gold: Sequence[Sequence[str]], labels: S
 
 
 def calibrate_thresholds(probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per class, the grid threshold with the best dev F1 (ties: the highest); 0.5 for a class absent from dev."""
+    """Per class, the grid threshold with the best dev F1 (ties: the highest).
+
+    0.5 for a class absent from dev, or one no threshold gets right (F1 = 0 everywhere).
+    """
     thresholds = np.full(y.shape[1], DEFAULT_THRESHOLD, dtype=np.float32)
     for c in range(y.shape[1]):
         positives = y[:, c] > 0.5
@@ -60,4 +63,6 @@ def calibrate_thresholds(probabilities: np.ndarray, y: np.ndarray) -> np.ndarray
             f1 = 2 * tp / (chosen.sum() + positives.sum())
             if f1 >= best:
                 best, thresholds[c] = f1, t
+        if best == 0.0:
+            thresholds[c] = DEFAULT_THRESHOLD
     return thresholds

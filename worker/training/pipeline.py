@@ -13,7 +13,14 @@ from worker.classify import load_classifier
 from worker.encoders.base import Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
-from worker.training.data import Example, few_shot_sample, fingerprint, label_set, load_training_data, read_for_evaluation
+from worker.training.data import (
+    Example,
+    few_shot_sample,
+    fingerprint,
+    label_set,
+    load_training_data,
+    read_for_evaluation,
+)
 from worker.training.embed_cache import EmbeddingCache
 from worker.training.head import HyperParameters, fit_head, one_hot
 from worker.training.metrics import calibrate_thresholds
@@ -93,7 +100,9 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
     model = fit_head(x, y, dev_x, dev_y, hp)
     dev_p = model.predict(dev_x, verbose=0)
     thresholds = calibrate_thresholds(dev_p, dev_y)
-    dev_results = score_groups([e.group for e in dev], [labels[i] for i in dev_p.argmax(1)], [e.labels for e in dev], labels)
+    dev_results = score_groups(
+        [e.group for e in dev], [labels[i] for i in dev_p.argmax(1)], [e.labels for e in dev], labels
+    )
     meta = {
         "labels": list(labels),
         "thresholds": [round(float(t), 4) for t in thresholds],
@@ -108,13 +117,17 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
             "fingerprint": fingerprint(train),
             "dev_fingerprint": fingerprint(dev),
             "sources": [p.name for p in request.data],
-            "few_shot": {"k": request.few_shot, "sources": [p.name for p in request.few_shot_data], "n": len(shots)},
+            "few_shot": {
+                "k": request.few_shot,
+                "sources": [p.name for p in request.few_shot_data],
+                "n": len(shots),
+            },
             "n_train": len(train),
             "n_dev": len(dev),
             "label_counts": dict(sorted(Counter(ex.labels[0] for ex in train).items())),
         },
         "hyper_parameters": hp.as_dict(),
-        "metrics": {"dev": as_json("", dev_results) | {"model_version": None}},
+        "metrics": {"dev": {k: v for k, v in as_json("", dev_results).items() if k != "model_version"}},
     }
     from worker.training.artifact import write_artifact
 
@@ -129,5 +142,7 @@ def run_evaluation(
     examples = [ex for path in paths for ex in read_for_evaluation(path)]
     probabilities = classifier.predict(cache.embed([e.text for e in examples]))
     predicted = [classifier.labels[i] for i in probabilities.argmax(1)]
-    results = score_groups([e.group for e in examples], predicted, [e.labels for e in examples], classifier.labels)
+    results = score_groups(
+        [e.group for e in examples], predicted, [e.labels for e in examples], classifier.labels
+    )
     return as_json(classifier.version, results), results, classifier.labels

@@ -29,7 +29,9 @@ def score_groups(
     for name in sorted(set(groups)):
         rows = [i for i, g in enumerate(groups) if g == name]
         p, t = [predicted[i] for i in rows], [gold[i] for i in rows]
-        results.append(GroupResult(name, len(rows), accuracy(p, t), macro_f1(p, t), majority(t), confusion(p, t, labels)))
+        results.append(
+            GroupResult(name, len(rows), accuracy(p, t), macro_f1(p, t), majority(t), confusion(p, t, labels))
+        )
     return results
 
 
@@ -37,7 +39,12 @@ def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any
     return {
         "model_version": model_version,
         "groups": {
-            r.name: {"n": r.n, "accuracy": round(r.accuracy, 4), "macro_f1": round(r.macro_f1, 4), "majority": round(r.majority, 4)}
+            r.name: {
+                "n": r.n,
+                "accuracy": round(r.accuracy, 4),
+                "macro_f1": round(r.macro_f1, 4),
+                "majority": round(r.majority, 4),
+            }
             for r in results
         },
         "mean_accuracy": round(float(np.mean([r.accuracy for r in results])), 4) if results else 0.0,
@@ -47,7 +54,9 @@ def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any
 
 def as_table(results: Sequence[GroupResult]) -> str:
     lines = ["| group | n | accuracy | macro-F1 | majority |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r.name} | {r.n} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |" for r in results]
+    lines += [
+        f"| {r.name} | {r.n} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |" for r in results
+    ]
     return "\n".join(lines)
 
 
@@ -79,7 +88,9 @@ def bar_chart(results: Sequence[GroupResult], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(folder: Path, summary: dict[str, Any], results: Sequence[GroupResult], labels: Sequence[str]) -> Path:
+def write_report(
+    folder: Path, summary: dict[str, Any], results: Sequence[GroupResult], labels: Sequence[str]
+) -> Path:
     """report.md (table + confusion matrices) and accuracy.png in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     bar_chart(results, folder / "accuracy.png")

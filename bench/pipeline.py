@@ -1,0 +1,275 @@
+"""End-to-end benchmark: one worker (a `python -m worker run` subprocess) against the local broker and Redis.
+
+Phases, each on fresh texts unless said otherwise:
+1. encoder_only_per_s: the same texts through the encoder alone, same batch size, in this process.
+2. events_per_s: N events pre-produced, the worker started; timed from its readiness to the last output.
+3. cache_hit_events_per_s: the same texts again under new video ids (worker restarted, pre-produced).
+4. latency: a paced producer at half the measured throughput; p50/p95/p99 of output receive time
+   minus the event's upload time.
+5. naive_per_s: a per-message loop in this process: one event, one embedding call, one produce
+   (flushed), one synchronous commit.
+Prints one JSON object (and writes it with --json-out).
+
+    .venv/bin/python bench/pipeline.py --events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from worker.localbroker import LocalBroker, free_port  # noqa: E402
+from worker.readback import read_records  # noqa: E402
+from worker.records import VideoUploaded  # noqa: E402
+from worker.sample import SAMPLES, produce_uploads  # noqa: E402
+from worker.settings import Settings  # noqa: E402
+from worker.text import build_text  # noqa: E402
+from worker.topics import ensure_topics, worker_topics  # noqa: E402
+
+SHARED_YOUTUBE = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data")) / "youtube"
+
+
+def metadata_pool() -> list[tuple[str, list[str], str]]:
+    """Real video metadata when ../shared is present (EN, FR, PT regions), else the built-in samples."""
+    rows = []
+    for name in ("train.jsonl", "dev_BR.jsonl"):
+        path = SHARED_YOUTUBE / name
+        if path.exists():
+            rows += [json.loads(line) for line in path.open(encoding="utf-8")]
+    if rows:
+        return [(r["title"], r["tags"], r["description"]) for r in rows]
+    return [(title, tags, description) for _lang, title, tags, description in SAMPLES]
+
+
+def make_uploads(count: int, run: str, pool: list[tuple[str, list[str], str]]) -> list[VideoUploaded]:
+    """`count` uploads whose texts are distinct from each other and from any other run."""
+    now_ms = int(time.time() * 1000)
+    return [VideoUploaded(video_id=f"{run}-{i}", title=f"{pool[i % len(pool)][0]} ({run} {i})",
+                          tags=tuple(pool[i % len(pool)][1]), description=pool[i % len(pool)][2],
+                          uploaded_at_ms=now_ms) for i in range(count)]
+
+
+def renamed(uploads: list[VideoUploaded], run: str) -> list[VideoUploaded]:
+    return [dataclasses.replace(u, video_id=f"{run}-{i}") for i, u in enumerate(uploads)]
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.process = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
+                                        stdout=subprocess.DEVNULL, stderr=open(os.devnull, "w"))  # noqa: SIM115
+        self.peak_rss = 0
+        self._watch = threading.Thread(target=self._sample_rss, daemon=True)
+        self._watch.start()
+
+    def _sample_rss(self) -> None:
+        proc = psutil.Process(self.process.pid)
+        while self.process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
+            time.sleep(0.1)
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "worker exited"
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            time.sleep(0.05)
+        raise TimeoutError("worker not ready")
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], port: int) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(env, port)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def outputs_until(settings: Settings, count: int, timeout_s: float = 600) -> list[tuple[float, dict]]:
+    """(receive time, record) for the next `count` outputs on the output topic."""
+    received: list[tuple[float, dict]] = []
+    for record in read_records(settings, settings.worker_output_topic, "VideoCategorized",
+                               idle_timeout_s=timeout_s, until=lambda r: len(r) >= count):
+        received.append((time.time(), record))
+    return received
+
+
+def timed_drain(settings: Settings, env: dict[str, str], port: int, uploads: list[VideoUploaded],
+                already: int) -> tuple[float, WorkerProcess, float]:
+    """Pre-produce `uploads`, start a worker, time it from ready to the last output."""
+    produce_uploads(settings, uploads)
+    with running(env, port) as worker:
+        worker.wait_ready()
+        started = time.perf_counter()
+        outputs_until(settings, already + len(uploads))
+        seconds = time.perf_counter() - started
+        batch_mean = worker.metric("videocat_batch_size_sum") / max(1.0, worker.metric("videocat_batch_size_count"))
+    return seconds, worker, batch_mean
+
+
+def encoder_only(settings: Settings, uploads: list[VideoUploaded]) -> float:
+    from worker.encoders import load_encoder
+
+    encoder = load_encoder(settings)
+    texts = [build_text(u.title, u.tags, u.description, settings.worker_text_max_chars) for u in uploads]
+    encoder.encode(texts[: settings.worker_batch_max_size])  # warm-up: graph tracing, thread pools
+    size = settings.worker_batch_max_size
+    started = time.perf_counter()
+    for i in range(0, len(texts), size):
+        encoder.encode(texts[i:i + size])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def paced_latencies(settings: Settings, env: dict[str, str], port: int, uploads: list[VideoUploaded],
+                    rate: float, already: int) -> list[float]:
+    from confluent_kafka import Producer
+
+    from worker.avro import load_schema, make_codec
+    from worker.sample import upload_record
+
+    producer = Producer({**settings.kafka_common(), "linger.ms": 1})
+    codec, schema, topic = make_codec(settings), load_schema("VideoUploaded"), settings.worker_input_topic
+    results: list[tuple[float, dict]] = []
+    with running(env, port) as worker:
+        worker.wait_ready()
+        reader = threading.Thread(target=lambda: results.extend(outputs_until(settings, already + len(uploads))))
+        reader.start()
+        start = time.perf_counter()
+        for i, upload in enumerate(uploads):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            record = upload_record(dataclasses.replace(upload, uploaded_at_ms=int(time.time() * 1000)))
+            value, headers = codec.dumps(record, schema, topic)
+            producer.produce(topic, value, upload.video_id.encode(), headers=headers)
+            producer.poll(0)
+        producer.flush(30)
+        reader.join()
+    wanted = {u.video_id for u in uploads}
+    return [received * 1000 - r["event_time"].timestamp() * 1000 for received, r in results
+            if r["video_id"] in wanted]
+
+
+def naive_per_s(settings: Settings, uploads: list[VideoUploaded]) -> float:
+    """One event at a time: consume, decode, embed (one call), classify, produce + flush, commit."""
+    from confluent_kafka import Consumer, Producer
+
+    from worker.avro import make_codec
+    from worker.cache import EmbeddingCache
+    from worker.categorize import categorize_batch
+    from worker.classify import load_classifier
+    from worker.consume import consumer_config, source_of
+    from worker.decode import Decoder
+    from worker.encode import EventEncoder
+    from worker.encoders import load_encoder
+
+    topic = f"naive-{uuid.uuid4().hex[:6]}"
+    naive = settings.model_copy(update={"worker_input_topic": topic, "worker_group_id": topic})
+    ensure_topics(naive, [topic], partitions=1)
+    produce_uploads(naive, uploads)
+    encoder = load_encoder(naive)
+    classifier = load_classifier(naive.worker_model_dir, encoder.identity)
+    codec = make_codec(naive)
+    decoder, events = Decoder(codec, naive.worker_text_max_chars), EventEncoder(codec, topic + "-out", topic)
+    cache = EmbeddingCache(None, encoder.identity.short, 60)
+    consumer, producer = Consumer(consumer_config(naive)), Producer(naive.kafka_common())
+    consumer.subscribe([topic])
+    done, started = 0, None
+    while done < len(uploads):
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        started = started or time.perf_counter()
+        upload = decoder.decode(message.key(), message.value(), message.headers(), source_of(message))
+        result = categorize_batch([upload], encoder, cache, classifier).results[0]
+        producer.produce(topic + "-out", events.categorized(result)[0], result.video_id.encode())
+        producer.flush()
+        consumer.commit(message=message, asynchronous=False)
+        done += 1
+    consumer.close()
+    return len(uploads) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--naive-events", type=int, default=300)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+
+    broker = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        broker = LocalBroker().start()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+    run = uuid.uuid4().hex[:8]
+    port = free_port()
+    env = {**os.environ, "WORKER_INPUT_TOPIC": f"bench-{run}-in", "WORKER_OUTPUT_TOPIC": f"bench-{run}-out",
+           "WORKER_DLQ_TOPIC": f"bench-{run}-dlq", "WORKER_GROUP_ID": f"bench-{run}",
+           "WORKER_METRICS_PORT": str(port), "WORKER_LOG_LEVEL": "warning", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
+    settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})
+    ensure_topics(settings, worker_topics(settings), partitions=4)
+    pool = metadata_pool()
+    uploads = make_uploads(args.events, f"{run}a", pool)
+    try:
+        encoder_rate = encoder_only(settings, uploads)
+        seconds, worker, batch_mean = timed_drain(settings, env, port, uploads, already=0)
+        events_rate = len(uploads) / seconds
+        hit_seconds, _, _ = timed_drain(settings, env, port, renamed(uploads, f"{run}b"), already=len(uploads))
+        paced = make_uploads(int(events_rate / 2 * args.latency_seconds), f"{run}c", pool)
+        latencies = paced_latencies(settings, env, port, paced, events_rate / 2, already=2 * len(uploads))
+        naive = naive_per_s(settings, make_uploads(args.naive_events, f"{run}d", pool))
+    finally:
+        if broker is not None:
+            broker.stop()
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+    result = {
+        "events": len(uploads), "seconds": round(seconds, 2), "events_per_s": round(events_rate, 1),
+        "encoder_only_per_s": round(encoder_rate, 1), "ratio": round(events_rate / encoder_rate, 3),
+        "naive_per_s": round(naive, 1), "cache_hit_events_per_s": round(len(uploads) / hit_seconds, 1),
+        "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1),
+        "latency_rate_per_s": round(events_rate / 2, 1), "latency_events": len(latencies),
+        "batch_size_mean": round(batch_mean, 1), "peak_rss_mb": round(worker.peak_rss / 2**20, 1),
+        "batch_max_size": settings.worker_batch_max_size, "batch_max_wait_ms": settings.worker_batch_max_wait_ms,
+        "encoder": settings.worker_encoder.value,
+    }
+    print(json.dumps(result))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
