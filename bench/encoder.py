@@ -4,10 +4,12 @@ Both encoders embed the same texts in the same run, each in its own child proces
 peak RSS of one is not inflated by the other. Texts: real video metadata built with
 `worker.text.build_text` (title, tags, description, up to 512 chars) from the shared YouTube
 data when present, else the multilingual test sentences joined into ~512-char texts.
-Each batch size is timed twice over the same texts and the faster pass is kept (the first
-pass also pays XLA compilation of new token-count buckets).
+The encoders are timed interleaved (one pass of each in turn, one process computing at a
+time), twice per batch size, keeping each one's faster pass: on a shared machine a change
+of load then hits every encoder alike.
 
-    .venv/bin/python bench/encoder.py [--texts 1024] [--max-tokens 128] [--json-out FILE]
+    .venv/bin/python bench/encoder.py [--texts 1024] [--encoders tf,reference] [--json-out FILE]
+    .venv/bin/python bench/encoder.py --encoders tf@64,tf@128,tf@256     # token budgets
 
 `--budget-accuracy 64,128,256` instead measures what the token budget costs or gains: a
 tiny numpy logistic regression on TF embeddings, trained on the training languages only
@@ -24,6 +26,7 @@ import os
 import resource
 import sys
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +70,10 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(kind: str, texts: list[str], max_tokens: int, queue: mp.Queue) -> None:
-    """Child process: load one encoder, time it at every batch size, report through queue."""
+def serve(spec: str, texts: list[str], conn: Connection) -> None:
+    """Child process: load one encoder, then time one pass per requested batch size."""
+    kind, _, budget = spec.partition("@")
+    max_tokens = int(budget or 128)
     start = time.perf_counter()
     if kind == "tf":
         from worker.encoders.tf_hub import TFHubEncoder
@@ -79,28 +84,44 @@ def measure(kind: str, texts: list[str], max_tokens: int, queue: mp.Queue) -> No
         from worker.encoders.reference import ReferenceEncoder
 
         encoder = ReferenceEncoder(max_tokens=max_tokens)
-    load_s = time.perf_counter() - start
-    rates: dict[int, float] = {}
-    for batch_size in BATCH_SIZES:
-        n = len(texts) if batch_size >= 8 else min(len(texts), 256)
-        best = float("inf")
-        for _ in range(2):
-            start = time.perf_counter()
-            for i in range(0, n, batch_size):
-                encoder.encode(texts[i : i + batch_size])
-            best = min(best, time.perf_counter() - start)
-        rates[batch_size] = n / best
-    queue.put({"encoder": kind, "load_s": load_s, "texts_per_s": rates, "peak_rss_mib": peak_rss_mib()})
+    conn.send(time.perf_counter() - start)
+    while (batch_size := conn.recv()) is not None:
+        n = passage_size(batch_size, len(texts))
+        start = time.perf_counter()
+        for i in range(0, n, batch_size):
+            encoder.encode(texts[i : i + batch_size])
+        conn.send(time.perf_counter() - start)
+    conn.send(peak_rss_mib())
 
 
-def run_child(kind: str, texts: list[str], max_tokens: int) -> dict:
+def passage_size(batch_size: int, n_texts: int) -> int:
+    return n_texts if batch_size >= 8 else min(n_texts, 256)
+
+
+def compare(specs: list[str], texts: list[str], repeats: int = 2) -> list[dict]:
+    """Time every encoder on the same texts, interleaved, so a change in machine load hits all."""
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=measure, args=(kind, texts, max_tokens, queue))
-    child.start()
-    result = queue.get()
-    child.join()
-    return result
+    conns, children, results = [], [], []
+    for spec in specs:
+        parent, child_end = ctx.Pipe()
+        child = ctx.Process(target=serve, args=(spec, texts, child_end))
+        child.start()
+        results.append({"encoder": spec, "load_s": parent.recv(), "texts_per_s": {}})
+        conns.append(parent)
+        children.append(child)
+    for batch_size in BATCH_SIZES:
+        best = [float("inf")] * len(specs)
+        for _ in range(repeats):
+            for k, conn in enumerate(conns):
+                conn.send(batch_size)
+                best[k] = min(best[k], conn.recv())
+        for result, seconds in zip(results, best, strict=True):
+            result["texts_per_s"][batch_size] = passage_size(batch_size, len(texts)) / seconds
+    for result, conn, child in zip(results, conns, children, strict=True):
+        conn.send(None)
+        result["peak_rss_mib"] = conn.recv()
+        child.join()
+    return results
 
 
 def table(results: list[dict]) -> str:
@@ -109,9 +130,11 @@ def table(results: list[dict]) -> str:
     for r in results:
         rates = " | ".join(f"{r['texts_per_s'][b]:.0f}" for b in BATCH_SIZES)
         lines.append(f"| {r['encoder']} | {rates} | {r['peak_rss_mib']:.0f} | {r['load_s']:.1f} |")
-    tf, ref = results
-    ratio = " | ".join(f"{tf['texts_per_s'][b] / ref['texts_per_s'][b]:.2f}x" for b in BATCH_SIZES)
-    lines.append(f"| tf / reference | {ratio} | | |")
+    by_name = {r["encoder"]: r for r in results}
+    if "tf" in by_name and "reference" in by_name:
+        tf, ref = by_name["tf"]["texts_per_s"], by_name["reference"]["texts_per_s"]
+        ratio = " | ".join(f"{tf[b] / ref[b]:.2f}x" for b in BATCH_SIZES)
+        lines.append(f"| tf / reference | {ratio} | | |")
     return "\n".join(lines)
 
 
@@ -207,8 +230,11 @@ def budget_accuracy(budgets: list[int]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1024, help="texts per batch-size pass")
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--encoders", default="tf,reference")
+    parser.add_argument(
+        "--encoders",
+        default="tf,reference",
+        help="comma-separated tf|reference[@max_tokens], default budget 128",
+    )
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--budget-accuracy", help="comma-separated token budgets, e.g. 64,128,256")
     args = parser.parse_args()
@@ -218,13 +244,11 @@ def main() -> None:
             args.json_out.write_text(json.dumps(results))
         return
     texts, source = load_texts(args.texts)
-    results = [run_child(kind, texts, args.max_tokens) for kind in args.encoders.split(",")]
-    print(f"texts: {len(texts)} from {source}; max_tokens={args.max_tokens}; cpu cores: {os.cpu_count()}")
-    print(table(results) if len(results) == 2 else json.dumps(results, indent=1))
+    results = compare(args.encoders.split(","), texts)
+    print(f"texts: {len(texts)} from {source}; cpu cores: {os.cpu_count()}")
+    print(table(results))
     if args.json_out:
-        args.json_out.write_text(
-            json.dumps({"source": source, "max_tokens": args.max_tokens, "results": results})
-        )
+        args.json_out.write_text(json.dumps({"source": source, "results": results}))
 
 
 if __name__ == "__main__":
