@@ -47,6 +47,10 @@ class Classifier:
     out_kernel: np.ndarray  # float32 [H, L], BatchNorm folded in
     out_bias: np.ndarray  # float32 [L], BatchNorm folded in
     activation: str = "relu"
+    # The text budget and encoder token budget the head was trained with (model.json);
+    # the worker should build and embed texts with the same ones.
+    text_max_chars: int = 512
+    max_tokens: int = 128
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """float32 [n, L] sigmoid probabilities."""
@@ -150,4 +154,6 @@ def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
         out_kernel=w2,
         out_bias=b2,
         activation=activation,
+        text_max_chars=int(meta.get("text", {}).get("max_chars", 512)),
+        max_tokens=int(meta["encoder"].get("max_tokens", 128)),
     )

@@ -27,7 +27,7 @@ from worker.records import VideoUploaded
 from worker.sample import SAMPLES, upload_record
 from worker.settings import REPO_ROOT, DeliveryMode, Settings
 
-WORKER_COMMAND = [sys.executable, "/tmp/shim/runworker.py"]  # DEVSHIM [sys.executable, "-m", "worker", "run"]
+WORKER_COMMAND = [sys.executable, "-m", "worker", "run"]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -58,12 +58,16 @@ class WorkerProcess:
         self._log = self.log_path.open("ab")
         self._log_start = self._log.tell()
         self._process = subprocess.Popen(WORKER_COMMAND, cwd=REPO_ROOT,
-                                         env={**os.environ, **self._env}, stdout=self._log,
+                                         env={**os.environ, "PYTHONFAULTHANDLER": "1", **self._env}, stdout=self._log,
                                          stderr=subprocess.STDOUT)
 
     @property
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def dump_stacks(self) -> None:
+        """SIGABRT: with PYTHONFAULTHANDLER set, the worker writes every thread's stack to its log."""
+        self._end(signal.SIGABRT, 10)
 
     def batches(self) -> int:
         """Batches this run of the replica has processed (its `batch` log lines)."""
@@ -124,6 +128,10 @@ class WorkerPool:
         """Replicas that exited by themselves (none of ours stop without being told to)."""
         return [name for name, r in self.replicas.items() if r.returncode() is not None]
 
+    def dump_stacks(self) -> None:
+        for replica in self.replicas.values():
+            replica.dump_stacks()
+
     def stop_all(self) -> None:
         for replica in self.replicas.values():
             replica.stop()
@@ -144,7 +152,8 @@ def reupload_events(count: int, distinct_texts: int, run: str) -> list[VideoUplo
 
 
 class PacedProducer(threading.Thread):
-    """Produces the events at a steady rate in the background, keyed by video id."""
+    """Produces the events at a steady rate in the background, keyed by video id; once `hurry` is set,
+    the rest goes out at full speed."""
 
     def __init__(self, settings: Settings, events: list[VideoUploaded], seconds: float) -> None:
         super().__init__(name="chaos-producer", daemon=True)
@@ -152,6 +161,7 @@ class PacedProducer(threading.Thread):
         self._events = events
         self._seconds = seconds
         self.error: BaseException | None = None
+        self.hurry = threading.Event()
 
     def run(self) -> None:
         try:
@@ -170,7 +180,7 @@ class PacedProducer(threading.Thread):
                 producer.produce(topic, value, event.video_id.encode(), headers=headers)
             producer.poll(0)
             due = started + self._seconds * (first + chunk) / len(self._events)
-            time.sleep(max(0.0, due - time.monotonic()))
+            self.hurry.wait(max(0.0, due - time.monotonic()))
         if producer.flush(60):
             raise RuntimeError("inputs not acknowledged within 60 s")
 

@@ -1,6 +1,7 @@
 """The chaos run shared by both delivery modes.
 
-10,000 uploads are produced over `produce_s` seconds to a 6-partition topic while the group runs.
+10,000 uploads are produced to a 6-partition topic while the group runs, paced over `produce_s` seconds
+so that input keeps arriving through every fault; after the last fault the rest goes out at once.
 Meanwhile, in this order, with victims and delays drawn from a seeded RNG (printed; set `CHAOS_SEED`
 to replay the choices):
 
@@ -59,10 +60,10 @@ class Chaos:
         self.pool = WorkerPool(settings, log_dir)
         self._log_dir = log_dir
         self.report = ChaosReport(settings.worker_delivery.value, seed)
-        self._t0 = time.monotonic()
+        self.started_at = time.monotonic()
 
     def note(self, what: str) -> None:
-        line = f"{time.monotonic() - self._t0:6.1f}s {what} -> running {self.pool.running()}"
+        line = f"{time.monotonic() - self.started_at:6.1f}s {what} -> running {self.pool.running()}"
         self.report.timeline.append(line)
         with (self._log_dir / "timeline.txt").open("a") as timeline:
             print(time.strftime("%H:%M:%S"), line, file=timeline)
@@ -96,7 +97,7 @@ class Chaos:
                 lambda: self.scale_to(1), self.kill_and_restart]
 
 
-def run_chaos(settings: Settings, log_dir: Path, produce_s: float = 40.0) -> ChaosReport:
+def run_chaos(settings: Settings, log_dir: Path, produce_s: float = 90.0) -> ChaosReport:
     seed = int(os.environ.get("CHAOS_SEED", random.randrange(1 << 30)))
     ensure_topics(settings, worker_topics(settings), partitions=PARTITIONS)
     chaos = Chaos(settings, log_dir, seed)
@@ -110,6 +111,7 @@ def run_chaos(settings: Settings, log_dir: Path, produce_s: float = 40.0) -> Cha
         producer.start()
         for action in chaos.schedule():
             action()
+        producer.hurry.set()
         producer.join()
         assert producer.error is None, f"producer failed: {producer.error!r}"
         chaos.note("all events produced")
@@ -119,10 +121,14 @@ def run_chaos(settings: Settings, log_dir: Path, produce_s: float = 40.0) -> Cha
                    f"committed offsets reach the ends {ends}")
         chaos.note("committed offsets reached the end of every partition")
         assert not chaos.pool.crashed(), f"workers exited by themselves: {chaos.pool.crashed()}; see {log_dir}"
+    except AssertionError:
+        chaos.note("FAILED: stacks of the running workers dumped into their logs")
+        chaos.pool.dump_stacks()
+        raise
     finally:
         chaos.pool.stop_all()
     counts = output_counts(settings, PARTITIONS)
-    chaos.report.seconds = time.monotonic() - chaos._t0
+    chaos.report.seconds = time.monotonic() - chaos.started_at
     chaos.report.outputs = sum(counts.values())
     chaos.report.duplicates = sum(n - 1 for n in counts.values())
     chaos.report.missing = len({e.video_id for e in events} - set(counts))

@@ -20,7 +20,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
 
 from tests.integration.worker_harness import (
-    committed_and_end_offsets, read_dead_letters, read_outputs, running_worker,
+    committed_and_end_offsets,
+    read_dead_letters,
+    read_outputs,
+    running_worker,
 )
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema
 from worker.sample import produce_uploads, sample_uploads, upload_record

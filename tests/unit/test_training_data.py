@@ -17,6 +17,7 @@ from worker.training.data import (
     read_sib_tsv,
     read_videos,
     split_holdout,
+    with_views,
 )
 from worker.training.head import one_hot, sample_weights
 from worker.training.metrics import accuracy, calibrate_thresholds, confusion, macro_f1, majority
@@ -55,6 +56,30 @@ def test_videos_use_build_text_and_region(tmp_path: Path) -> None:
         Example("Gol!. futebol Brasil", ("Sports",), "BR"),
         Example("Clip", ("Music", "Entertainment"), "FR"),
     ]
+
+
+def test_views_add_training_texts_without_repeats_and_stay_out_of_dev(tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    rows = [
+        {"region": "US", "title": "Goal", "tags": ["football"], "description": "A long match.", "category": "Sports"},
+        {"region": "US", "title": "Song", "tags": [], "description": "", "category": "Music"},  # no other view
+    ] * 4
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    (goal, song, *_) = read_videos(path, views=("title_tags", "title", "title_description"))
+    assert goal.text == "Goal. football. A long match."
+    assert goal.views == ("Goal. football", "Goal", "Goal. A long match.")
+    assert song.views == ()
+    assert [ex.text for ex in with_views([goal])] == [goal.text, *goal.views]
+    train, dev = load_training_data([path], [], 0.25, seed=1, views=("title",))
+    assert all(not ex.views for ex in dev) and any(ex.views for ex in train)
+    assert len(with_views(train)) == len(train) + sum(ex.labels == ("Sports",) for ex in train)
+
+
+def test_text_budget_reaches_build_text(tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    row = {"title": "word " * 100, "tags": [], "description": "", "category": "Music"}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert len(read_videos(path, max_chars=64)[0].text) <= 64 < len(read_videos(path, max_chars=1024)[0].text)
 
 
 def test_sib_tsv_honours_csv_quoting(tmp_path: Path) -> None:

@@ -61,6 +61,9 @@ def train(
     ),
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = _hp_default("learning_rate"),
     l2: Annotated[float, typer.Option(help="L2 penalty on the hidden kernel.")] = _hp_default("l2"),
+    l2_output: Annotated[float, typer.Option(help="L2 penalty on the output kernel.")] = _hp_default(
+        "l2_output"
+    ),
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = _hp_default("batch_size"),
     max_epochs: Annotated[
         int, typer.Option(help="Epoch cap (early stopping usually ends sooner).")
@@ -71,6 +74,22 @@ def train(
     class_weight_power: Annotated[
         float, typer.Option(help="Class weighting: 0 none, 1 fully balanced.")
     ] = _hp_default("class_weight_power"),
+    label_smoothing: Annotated[
+        float, typer.Option(help="Label smoothing of the binary cross-entropy targets.")
+    ] = _hp_default("label_smoothing"),
+    text_max_chars: Annotated[
+        int, typer.Option(help="Character budget of build_text (stored in the model; serve with the same).")
+    ] = 512,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(help="Encoder token budget (default: WORKER_MAX_TOKENS; stored in the model)."),
+    ] = None,
+    views: Annotated[
+        str,
+        typer.Option(
+            help="Extra training texts per video, comma-separated: title_tags, title_description, title."
+        ),
+    ] = "",
     seeds: Annotated[
         int, typer.Option(help="Heads trained with consecutive seeds and merged (logit mean).")
     ] = _hp_default("seeds"),
@@ -79,6 +98,7 @@ def train(
     ] = _hp_default("seed"),
 ) -> None:
     """Train the classifier head on labelled data and write a model artifact."""
+    from worker.training.data import VIEWS
     from worker.training.head import HyperParameters
     from worker.training.pipeline import TrainRequest, run_training
 
@@ -88,15 +108,31 @@ def train(
         input_dropout=input_dropout,
         learning_rate=learning_rate,
         l2=l2,
+        l2_output=l2_output,
         batch_size=batch_size,
         max_epochs=max_epochs,
         patience=patience,
         class_weight_power=class_weight_power,
+        label_smoothing=label_smoothing,
         seeds=seeds,
         seed=seed,
     )
+    view_names = tuple(v.strip() for v in views.split(",") if v.strip())
+    unknown = set(view_names) - set(VIEWS)
+    if unknown:
+        raise typer.BadParameter(f"unknown views {sorted(unknown)}; known: {sorted(VIEWS)}")
     request = TrainRequest(
-        data, out, dev or [], few_shot_data or [], few_shot, _parse_labels(labels), dev_fraction, hp
+        data,
+        out,
+        dev or [],
+        few_shot_data or [],
+        few_shot,
+        _parse_labels(labels),
+        dev_fraction,
+        hp,
+        text_max_chars,
+        max_tokens,
+        view_names,
     )
     meta = run_training(request, encoder)
     typer.echo(

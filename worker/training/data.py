@@ -6,6 +6,11 @@ title, and the title is the part the worker never trims.
 
 Splits: a SIB-200 folder (`<lang>/<split>.tsv`) is read by split name; a JSON Lines
 file has no splits, so `train` holds out a seeded, stratified share of it as dev.
+
+Views (training augmentation): a video can also be learnt from other texts built from its
+metadata (e.g. without the description), since uploaders in other regions fill the fields
+differently. They ride along on the example (`Example.views`) so splits and few-shot samples
+keep a video's views together, and only the training side expands them (`with_views`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.text import build_text
+from worker.text import DEFAULT_MAX_CHARS, build_text
+
+# Extra training texts per video: name -> (with tags, with description); the title is always in.
+VIEWS: dict[str, tuple[bool, bool]] = {
+    "title_tags": (True, False),
+    "title_description": (False, True),
+    "title": (False, False),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +39,44 @@ class Example:
     text: str
     labels: tuple[str, ...]
     group: str  # the language (SIB-200 folder name) or region (video `region`) reported on
+    views: tuple[str, ...] = ()  # other texts of the same item, for training only
 
 
-def video_text(row: dict) -> str:
-    return build_text(row.get("title") or "", row.get("tags") or (), row.get("description") or "")
+def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    return build_text(row.get("title") or "", row.get("tags") or (), row.get("description") or "", max_chars)
 
 
-def sentence_text(sentence: str) -> str:
-    return build_text(sentence, (), "")
+def view_texts(row: dict, views: Sequence[str], max_chars: int) -> tuple[str, ...]:
+    """The named views' texts, without empty ones or repeats of the full text."""
+    full = video_text(row, max_chars)
+    texts: list[str] = []
+    for name in views:
+        tags, description = VIEWS[name]
+        text = build_text(
+            row.get("title") or "",
+            (row.get("tags") or ()) if tags else (),
+            (row.get("description") or "") if description else "",
+            max_chars,
+        )
+        if text and text != full and text not in texts:
+            texts.append(text)
+    return tuple(texts)
 
 
-def read_videos(path: Path) -> list[Example]:
+def with_views(examples: Iterable[Example]) -> list[Example]:
+    """Each example, then one example per extra view (same labels and group)."""
+    out: list[Example] = []
+    for ex in examples:
+        out.append(ex)
+        out.extend(Example(text, ex.labels, ex.group) for text in ex.views)
+    return out
+
+
+def sentence_text(sentence: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    return build_text(sentence, (), "", max_chars)
+
+
+def read_videos(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = ()) -> list[Example]:
     """One example per line with a non-empty text; `category` may be a string or a list."""
     examples: list[Example] = []
     with path.open(encoding="utf-8") as f:
@@ -47,20 +86,21 @@ def read_videos(path: Path) -> list[Example]:
             row = json.loads(line)
             category = row.get("category")
             labels = tuple(category) if isinstance(category, list) else (str(category),)
-            text = video_text(row)
+            text = video_text(row, max_chars)
             if text and category:
-                examples.append(Example(text, labels, str(row.get("region") or path.stem)))
+                extra = view_texts(row, views, max_chars) if views else ()
+                examples.append(Example(text, labels, str(row.get("region") or path.stem), extra))
     return examples
 
 
-def read_sib_tsv(path: Path, group: str) -> list[Example]:
+def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
     """Columns index_id, category, text; tab-separated with CSV double-quote quoting."""
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [
         Example(text, (row["category"].strip(),), group)
         for row in rows
-        if (text := sentence_text(row["text"])) and row["category"].strip()
+        if (text := sentence_text(row["text"], max_chars)) and row["category"].strip()
     ]
 
 
@@ -71,23 +111,23 @@ def sib_languages(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and any(p.glob("*.tsv")))
 
 
-def read_sib_split(folder: Path, split: str) -> list[Example]:
+def read_sib_split(folder: Path, split: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
     examples: list[Example] = []
     for lang in sib_languages(folder):
         tsv = lang / f"{split}.tsv"
         if tsv.exists():
-            examples.extend(read_sib_tsv(tsv, lang.name))
+            examples.extend(read_sib_tsv(tsv, lang.name, max_chars))
     return examples
 
 
-def read_for_evaluation(path: Path) -> list[Example]:
+def read_for_evaluation(path: Path, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
     """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv."""
     if path.is_file():
-        return read_videos(path)
+        return read_videos(path, max_chars)
     examples: list[Example] = []
     for lang in sib_languages(path):
         split = "test" if (lang / "test.tsv").exists() else "dev"
-        examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name))
+        examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name, max_chars))
     return examples
 
 
@@ -111,25 +151,33 @@ def split_holdout(
 
 
 def load_training_data(
-    paths: Iterable[Path], dev_paths: Iterable[Path], dev_fraction: float, seed: int
+    paths: Iterable[Path],
+    dev_paths: Iterable[Path],
+    dev_fraction: float,
+    seed: int,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    views: Sequence[str] = (),
 ) -> tuple[list[Example], list[Example]]:
-    """(train, dev): SIB folders by split; JSON Lines split unless separate `dev_paths` are given."""
+    """(train, dev): SIB folders by split; JSON Lines split unless separate `dev_paths` are given.
+
+    Training videos carry their extra `views` (expand them with `with_views`); dev ones do not.
+    """
     dev_paths = list(dev_paths)
     train: list[Example] = []
-    dev: list[Example] = [ex for p in dev_paths for ex in read_for_evaluation(p)]
+    dev: list[Example] = [ex for p in dev_paths for ex in read_for_evaluation(p, max_chars)]
     for path in paths:
         if path.is_file():
-            rows = read_videos(path)
+            rows = read_videos(path, max_chars, views)
             if dev_paths:
                 train.extend(rows)
             else:
                 kept, held = split_holdout(rows, dev_fraction, seed)
                 train.extend(kept)
-                dev.extend(held)
+                dev.extend(Example(ex.text, ex.labels, ex.group) for ex in held)
         else:
-            train.extend(read_sib_split(path, "train"))
+            train.extend(read_sib_split(path, "train", max_chars))
             if not dev_paths:
-                dev.extend(read_sib_split(path, "dev"))
+                dev.extend(read_sib_split(path, "dev", max_chars))
     return train, dev
 
 

@@ -24,10 +24,14 @@ class HyperParameters:
     input_dropout: float = 0.5  # dropout on the embedding itself (training only)
     learning_rate: float = 1e-3
     l2: float = 1e-4
+    # The hidden layer's L2 is mostly undone by the BatchNorm after it (scale invariance);
+    # this one, on the output kernel, is the head's real weight penalty.
+    l2_output: float = 0.0
     batch_size: int = 32
     max_epochs: int = 200
     patience: int = 10
     class_weight_power: float = 0.5  # 0 = no weighting, 1 = fully balanced
+    label_smoothing: float = 0.0
     seeds: int = 2
     seed: int = 13
 
@@ -63,7 +67,8 @@ def build_model(n_labels: int, hp: HyperParameters, hidden: int | None = None): 
     )(x)
     x = keras.layers.BatchNormalization(name="norm")(x)
     x = keras.layers.Dropout(hp.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(n_labels, activation="sigmoid", name="scores")(x)
+    penalty = keras.regularizers.l2(hp.l2_output) if hp.l2_output else None
+    outputs = keras.layers.Dense(n_labels, activation="sigmoid", kernel_regularizer=penalty, name="scores")(x)
     return keras.Model(inputs, outputs, name="head")
 
 
@@ -101,7 +106,8 @@ def fit_one(
 
     keras.utils.set_random_seed(seed)
     model = build_model(y.shape[1], hp)
-    model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss="binary_crossentropy")
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
+    model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)
     model.fit(
         x,

@@ -20,6 +20,7 @@ from worker.training.data import (
     label_set,
     load_training_data,
     read_for_evaluation,
+    with_views,
 )
 from worker.training.embed_cache import EmbeddingCache
 from worker.training.head import HyperParameters, fit_head, one_hot
@@ -37,6 +38,9 @@ class TrainRequest:
     labels: tuple[str, ...] | None
     dev_fraction: float
     hp: HyperParameters
+    text_max_chars: int = DEFAULT_MAX_CHARS
+    max_tokens: int | None = None  # None: the WORKER_MAX_TOKENS setting
+    views: tuple[str, ...] = ()  # extra training texts per video (data.VIEWS)
 
 
 class LazyEncoder:
@@ -46,8 +50,10 @@ class LazyEncoder:
     encoder is checked against it.
     """
 
-    def __init__(self, kind: EncoderKind | None) -> None:
-        overrides = {"worker_encoder": kind} if kind else {}
+    def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
+        overrides: dict[str, object] = {"worker_encoder": kind} if kind else {}
+        if max_tokens:
+            overrides["worker_max_tokens"] = max_tokens
         self.settings = load_settings(**overrides)
         self.identity: EncoderIdentity = muse_identity()
         self._encoder: Encoder | None = None
@@ -62,8 +68,8 @@ class LazyEncoder:
         return self._encoder.encode(texts)
 
 
-def _cache(kind: EncoderKind | None) -> EmbeddingCache:
-    encoder = LazyEncoder(kind)
+def _cache(kind: EncoderKind | None, max_tokens: int | None = None) -> EmbeddingCache:
+    encoder = LazyEncoder(kind, max_tokens)
     return EmbeddingCache(encoder, encoder.settings.worker_max_tokens)
 
 
@@ -74,7 +80,7 @@ def restrict_labels(examples: list[Example], labels: tuple[str, ...]) -> list[Ex
     for ex in examples:
         names = tuple(n for n in ex.labels if n in allowed)
         if names:
-            kept.append(Example(ex.text, names, ex.group))
+            kept.append(Example(ex.text, names, ex.group, ex.views))
     return kept
 
 
@@ -85,16 +91,19 @@ def prior_of(y: np.ndarray) -> np.ndarray:
 
 def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, Any]:
     hp = request.hp
-    train, dev = load_training_data(request.data, request.dev, request.dev_fraction, hp.seed)
+    chars = request.text_max_chars
+    train, dev = load_training_data(
+        request.data, request.dev, request.dev_fraction, hp.seed, chars, request.views
+    )
     shots: list[Example] = []
     if request.few_shot > 0:
-        pool = [ex for path in request.few_shot_data for ex in read_for_evaluation(path)]
+        pool = [ex for path in request.few_shot_data for ex in read_for_evaluation(path, chars)]
         shots, _ = few_shot_sample(pool, request.few_shot, hp.seed)
     labels = request.labels or label_set(train + dev)
-    train, dev = restrict_labels(train + shots, labels), restrict_labels(dev, labels)
+    train, dev = with_views(restrict_labels(train + shots, labels)), restrict_labels(dev, labels)
     if not train or not dev:
         raise ValueError(f"need training and dev examples, got {len(train)} and {len(dev)}")
-    cache = _cache(kind)
+    cache = _cache(kind, request.max_tokens)
     x, y = cache.embed([e.text for e in train]), one_hot([e.labels for e in train], labels)
     dev_x, dev_y = cache.embed([e.text for e in dev]), one_hot([e.labels for e in dev], labels)
     model = fit_head(x, y, dev_x, dev_y, hp)
@@ -112,7 +121,7 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
             "weights_sha256": cache.encoder.identity.weights_sha256,
             "max_tokens": cache.encoder.settings.worker_max_tokens,
         },
-        "text": {"builder": "worker.text.build_text", "max_chars": DEFAULT_MAX_CHARS},
+        "text": {"builder": "worker.text.build_text", "max_chars": chars, "training_views": list(request.views)},
         "training_data": {
             "fingerprint": fingerprint(train),
             "dev_fingerprint": fingerprint(dev),
@@ -137,9 +146,10 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
 def run_evaluation(
     model_dir: Path, paths: list[Path], kind: EncoderKind | None
 ) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...]]:
-    cache = _cache(kind)
-    classifier = load_classifier(model_dir, cache.encoder.identity)
-    examples = [ex for path in paths for ex in read_for_evaluation(path)]
+    classifier = load_classifier(model_dir, muse_identity())
+    # The texts and token budget the model was trained with: what the worker must serve it with.
+    cache = _cache(kind, classifier.max_tokens)
+    examples = [ex for path in paths for ex in read_for_evaluation(path, classifier.text_max_chars)]
     probabilities = classifier.predict(cache.embed([e.text for e in examples]))
     predicted = [classifier.labels[i] for i in probabilities.argmax(1)]
     results = score_groups(
