@@ -30,6 +30,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "heartbeat.interval.ms": max(500, settings.kafka_session_timeout_ms // 4),
+        # The loop polls at least every batch (about a second), so 45 s is ample; librdkafka's 300 s
+        # default also bounds how long a JoinGroup waits, which left a replica idle for minutes when
+        # the coordinator lost its join during a burst of leaves (seen with Tansu in the chaos test).
+        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
         "isolation.level": "read_committed",
         "statistics.interval.ms": 5000,  # refreshes the cached high watermarks used for the lag gauge
         "fetch.wait.max.ms": 100,
@@ -80,7 +84,14 @@ class Inbox:
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Messages without errors; transient errors (broker down, ...) are logged at most every 30 s."""
-        messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        # Block for the first message only, then take what is already fetched: `consume(n, t)`
+        # alone waits for all n messages or the whole timeout, stalling a loop that could work.
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        messages = [first]
+        if max_messages > 1:
+            messages += self._consumer.consume(num_messages=max_messages - 1, timeout=0)
         good = []
         for message in messages:
             error = message.error()

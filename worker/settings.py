@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr = SecretStr("")
     kafka_ssl_ca_location: str = ""
     kafka_session_timeout_ms: int = Field(10_000, description="Consumer group session timeout.")
+    kafka_max_poll_interval_ms: int = Field(
+        45_000, description="Also the rebalance timeout: a join the coordinator loses is retried after it."
+    )
     schema_registry_url: str = Field("", description="Set to use Schema Registry framing on the wire.")
     schema_registry_basic_auth: SecretStr = Field(SecretStr(""), description="user:password for the registry.")
 

@@ -148,14 +148,54 @@ def test_sib_folder_trains_and_reports_per_language(tmp_path: Path) -> None:
     assert summary["groups"]["deu_Latn"]["accuracy"] >= 0.66
 
 
+def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path) -> None:
+    out = tmp_path / "linear"
+    runner = CliRunner()
+    options = [
+        "--views",
+        "title_tags,title",
+        "--linear-weight",
+        "1",
+        "--text-max-chars",
+        "300",
+        "--max-tokens",
+        "96",
+    ]
+    data = ["--data", str(FIXTURES / "videos_small.jsonl")]
+    trained = runner.invoke(
+        cli(), ["train", *data, "--out", str(out), "--dev-fraction", "0.25", *FAST, *options]
+    )
+    assert trained.exit_code == 0, trained.output
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    assert meta["text"]["max_chars"] == 300 and meta["text"]["training_views"] == ["title_tags", "title"]
+    assert meta["encoder"]["max_tokens"] == 96 and meta["hyper_parameters"]["linear_weight"] == 1.0
+    classifier = load_classifier(out, muse_identity())
+    assert (classifier.text_max_chars, classifier.max_tokens) == (300, 96)
+    assert classifier.hidden_kernel.shape[1] == 2 * len(classifier.labels)  # linear only: 2 units per label
+    result = runner.invoke(
+        cli(), ["evaluate", "--model", str(out), *data, "--json", "--encoder", "reference"]
+    )
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["mean_accuracy"] > max(g["majority"] for g in summary["groups"].values())
+
+
+def test_bad_view_name_is_refused(tmp_path: Path) -> None:
+    data = ["--data", str(FIXTURES / "videos_small.jsonl")]
+    result = CliRunner().invoke(cli(), ["train", *data, "--out", str(tmp_path / "m"), "--views", "thumbnail"])
+    assert result.exit_code != 0 and "thumbnail" in result.output
+
+
 def test_starter_model_predicts_obvious_multilingual_texts() -> None:
     classifier = load_classifier(DEFAULT_MODEL_DIR, muse_identity())
+    chars = classifier.text_max_chars  # the budgets the model was trained with
     texts = [
-        build_text("Melhores momentos: Flamengo 3 x 1 Palmeiras, gols do campeonato", ["futebol", "gol"], ""),
-        build_text("Videoclip oficial - nueva canción del álbum", ["música", "canción"], ""),
-        build_text("Minecraft Überleben Folge 5: wir bauen eine Burg", ["minecraft", "gameplay"], ""),
+        build_text(
+            "Melhores momentos: Flamengo 3 x 1 Palmeiras, gols do campeonato", ["futebol", "gol"], "", chars
+        ),
+        build_text("Videoclip oficial - nueva canción del álbum", ["música", "canción"], "", chars),
+        build_text("Minecraft Überleben Folge 5: wir bauen eine Burg", ["minecraft", "gameplay"], "", chars),
     ]
-    probabilities = classifier.predict(ReferenceEncoder().encode(texts))
+    probabilities = classifier.predict(ReferenceEncoder(max_tokens=classifier.max_tokens).encode(texts))
     top = [row[0][0] for row in categorize(probabilities, classifier.labels, classifier.thresholds)]
     assert top == ["Sports", "Music", "Gaming"]
     assert np.all((probabilities >= 0) & (probabilities <= 1))

@@ -91,3 +91,30 @@ def test_categorize_keeps_labels_over_threshold_best_first() -> None:
     assert [label for label, _ in rows[1]] == ["Gaming"]  # nothing passes: the top label alone
     assert [label for label, _ in rows[2]] == ["Music", "Gaming"]
     assert rows[0][0][1] == pytest.approx(0.7)
+
+
+def test_linear_classifier_folds_into_the_served_head(tmp_path: Path) -> None:
+    """linear_weight blends a regularised linear classifier into the head: the numpy
+    classifier's logits must be (1 - a) * MLP logits + a * linear logits, exactly."""
+    from worker.training.head import fit_head
+    from worker.training.linear import fit_linear, linear_logits
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 512))
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 120)]
+    x = (y @ centres + rng.normal(0, 2.0, (120, 512))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    hp = HyperParameters(hidden=8, seeds=1, max_epochs=3, linear_weight=1.0, linear_l2=0.03)
+    save(fit_head(x, y, x[:30], y[:30], hp), tmp_path / "linear")
+    classifier = load_classifier(tmp_path / "linear", IDENTITY)
+    kernel, bias = fit_linear(x, y, 0.03)
+    probabilities = classifier.predict(x)
+    np.testing.assert_allclose(
+        np.log(probabilities / (1 - probabilities)), linear_logits(x, kernel, bias), atol=1e-3
+    )
+    assert np.mean(probabilities.argmax(1) == y.argmax(1)) > 0.9  # it learnt the clusters
+
+    blended = fit_head(
+        x, y, x[:30], y[:30], HyperParameters(hidden=8, seeds=1, max_epochs=3, linear_weight=0.5)
+    )
+    assert blended.get_layer("hidden").get_weights()[0].shape == (512, 8 + 2 * 3)

@@ -61,8 +61,20 @@ def test_videos_use_build_text_and_region(tmp_path: Path) -> None:
 def test_views_add_training_texts_without_repeats_and_stay_out_of_dev(tmp_path: Path) -> None:
     path = tmp_path / "v.jsonl"
     rows = [
-        {"region": "US", "title": "Goal", "tags": ["football"], "description": "A long match.", "category": "Sports"},
-        {"region": "US", "title": "Song", "tags": [], "description": "", "category": "Music"},  # no other view
+        {
+            "region": "US",
+            "title": "Goal",
+            "tags": ["football"],
+            "description": "A long match.",
+            "category": "Sports",
+        },
+        {
+            "region": "US",
+            "title": "Song",
+            "tags": [],
+            "description": "",
+            "category": "Music",
+        },  # no other view
     ] * 4
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     (goal, song, *_) = read_videos(path, views=("title_tags", "title", "title_description"))

@@ -70,6 +70,13 @@ class TFHubEncoder:
         # the exported model takes the budget at run time; the original hub model has no budget
         self._with_budget = getattr(self._model, "embed_with_budget", None)
         self._budget = tf.constant(max_tokens, tf.int32)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run every batch shape once, so the first real batches do not pay for graph tracing."""
+        for size in BATCH_BUCKETS:
+            if size <= self.max_batch:
+                self._embed_padded(["warm-up"] * size)
 
     def _embed_padded(self, texts: Sequence[str]) -> np.ndarray:
         import tensorflow as tf

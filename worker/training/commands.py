@@ -74,6 +74,13 @@ def train(
     class_weight_power: Annotated[
         float, typer.Option(help="Class weighting: 0 none, 1 fully balanced.")
     ] = _hp_default("class_weight_power"),
+    linear_weight: Annotated[
+        float,
+        typer.Option(help="Share of the logits from a regularised linear classifier (1 = linear only)."),
+    ] = _hp_default("linear_weight"),
+    linear_l2: Annotated[float, typer.Option(help="L2 penalty of that linear classifier.")] = _hp_default(
+        "linear_l2"
+    ),
     label_smoothing: Annotated[
         float, typer.Option(help="Label smoothing of the binary cross-entropy targets.")
     ] = _hp_default("label_smoothing"),
@@ -114,6 +121,8 @@ def train(
         patience=patience,
         class_weight_power=class_weight_power,
         label_smoothing=label_smoothing,
+        linear_weight=linear_weight,
+        linear_l2=linear_l2,
         seeds=seeds,
         seed=seed,
     )

@@ -32,6 +32,10 @@ class HyperParameters:
     patience: int = 10
     class_weight_power: float = 0.5  # 0 = no weighting, 1 = fully balanced
     label_smoothing: float = 0.0
+    # Share of the logits from a strongly regularised linear (softmax) classifier folded
+    # into the head (worker/training/linear.py); 1 = linear only, 0 = MLP seeds only.
+    linear_weight: float = 0.0
+    linear_l2: float = 0.03
     seeds: int = 2
     seed: int = 13
 
@@ -123,12 +127,16 @@ def fit_one(
     return model
 
 
-def merge_seeds(models: Sequence, hp: HyperParameters):
-    """One head whose logits are the mean of the given heads' logits."""
-    merged = build_model(models[0].output_shape[-1], hp, hidden=hp.hidden * len(models))
-    parts = [
-        {w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: w.numpy() for w in m.weights} for m in models
-    ]
+def _named_weights(model) -> dict[str, np.ndarray]:
+    return {w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: w.numpy() for w in model.weights}
+
+
+def merge_heads(
+    n_labels: int, parts: Sequence[dict[str, np.ndarray]], output_bias: np.ndarray, hp: HyperParameters
+):
+    """One head whose logits are the sum of the parts' (their output kernels already weighted)."""
+    hidden = sum(p["hidden/bias"].shape[0] for p in parts)
+    merged = build_model(n_labels, hp, hidden=hidden)
 
     def cat(name: str, axis: int) -> np.ndarray:
         return np.concatenate([p[name] for p in parts], axis=axis)
@@ -142,14 +150,31 @@ def merge_seeds(models: Sequence, hp: HyperParameters):
             cat("norm/moving_variance", 0),
         ]
     )
-    merged.get_layer("scores").set_weights(
-        [cat("scores/kernel", 0) / len(models), np.mean([p["scores/bias"] for p in parts], axis=0)]
-    )
+    merged.get_layer("scores").set_weights([cat("scores/kernel", 0), output_bias.astype(np.float32)])
     return merged
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray, hp: HyperParameters):
-    """The merged (uncompiled, so no optimizer state is saved) head over `hp.seeds` seeds."""
-    w = sample_weights(y, hp.class_weight_power)
-    models = [fit_one(x, y, w, dev_x, dev_y, hp, hp.seed + i) for i in range(hp.seeds)]
-    return merge_seeds(models, hp)
+    """The merged (uncompiled, so no optimizer state is saved) head.
+
+    Logits = (1 - linear_weight) * mean of the `hp.seeds` MLP heads' logits
+           + linear_weight * the linear classifier's logits.
+    """
+    from worker.training.linear import fit_linear, folded_units
+
+    parts: list[dict[str, np.ndarray]] = []
+    bias = np.zeros(y.shape[1], np.float32)
+    mlp_share = 1.0 - hp.linear_weight
+    if mlp_share > 0:
+        w = sample_weights(y, hp.class_weight_power)
+        for i in range(hp.seeds):
+            named = _named_weights(fit_one(x, y, w, dev_x, dev_y, hp, hp.seed + i))
+            named["scores/kernel"] = named["scores/kernel"] * mlp_share / hp.seeds
+            bias += named["scores/bias"] * mlp_share / hp.seeds
+            parts.append(named)
+    if hp.linear_weight > 0:
+        kernel, linear_bias = fit_linear(x, y, hp.linear_l2)
+        epsilon = 1e-3  # keras BatchNormalization's default, used by build_model
+        parts.append(folded_units(kernel, np.zeros_like(linear_bias), hp.linear_weight, epsilon))
+        bias += hp.linear_weight * linear_bias
+    return merge_heads(y.shape[1], parts, bias, hp)

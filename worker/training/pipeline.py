@@ -121,7 +121,11 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
             "weights_sha256": cache.encoder.identity.weights_sha256,
             "max_tokens": cache.encoder.settings.worker_max_tokens,
         },
-        "text": {"builder": "worker.text.build_text", "max_chars": chars, "training_views": list(request.views)},
+        "text": {
+            "builder": "worker.text.build_text",
+            "max_chars": chars,
+            "training_views": list(request.views),
+        },
         "training_data": {
             "fingerprint": fingerprint(train),
             "dev_fingerprint": fingerprint(dev),
