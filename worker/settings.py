@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         45_000, description="Also the rebalance timeout: a join the coordinator loses is retried after it."
     )
+    kafka_debug: str = Field("", description="librdkafka debug contexts for diagnosis, e.g. cgrp,consumer.")
     schema_registry_url: str = Field("", description="Set to use Schema Registry framing on the wire.")
     schema_registry_basic_auth: SecretStr = Field(SecretStr(""), description="user:password for the registry.")
 
@@ -105,6 +106,8 @@ class Settings(BaseSettings):
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_ssl_ca_location:
             conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_debug:
+            conf["debug"] = self.kafka_debug
         return conf
 
     def wire_format(self) -> WireFormat:
