@@ -20,11 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import make_uploads, metadata_pool, paced_latencies, timed_drain  # noqa: E402
+from pipeline import make_uploads, metadata_pool, paced_latencies, served_settings, timed_drain
 
-from worker.localbroker import LocalBroker, free_port  # noqa: E402
-from worker.settings import Settings  # noqa: E402
-from worker.topics import ensure_topics, worker_topics  # noqa: E402
+from worker.localbroker import LocalBroker, free_port
+from worker.topics import ensure_topics, worker_topics
 
 
 def measure(bootstrap: str, wait_ms: int, batch: int, events: int, rate: float | None, seconds: float) -> dict:
@@ -34,7 +33,7 @@ def measure(bootstrap: str, wait_ms: int, batch: int, events: int, rate: float |
            "WORKER_GROUP_ID": f"curve-{run}", "WORKER_METRICS_PORT": str(port), "WORKER_LOG_LEVEL": "warning",
            "KAFKA_SESSION_TIMEOUT_MS": "6000", "WORKER_BATCH_MAX_WAIT_MS": str(wait_ms),
            "WORKER_BATCH_MAX_SIZE": str(batch)}
-    settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})
+    settings = served_settings(env)
     ensure_topics(settings, worker_topics(settings), partitions=4)
     pool = metadata_pool()
     drain_s, _worker, batch_mean = timed_drain(settings, env, port, make_uploads(events, f"{run}a", pool), 0)

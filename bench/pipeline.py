@@ -35,13 +35,13 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from worker.localbroker import LocalBroker, free_port  # noqa: E402
-from worker.readback import read_records  # noqa: E402
-from worker.records import VideoUploaded  # noqa: E402
-from worker.sample import SAMPLES, produce_uploads  # noqa: E402
-from worker.settings import Settings  # noqa: E402
-from worker.text import build_text  # noqa: E402
-from worker.topics import ensure_topics, worker_topics  # noqa: E402
+from worker.localbroker import LocalBroker, free_port
+from worker.readback import read_records
+from worker.records import VideoUploaded
+from worker.sample import SAMPLES, produce_uploads
+from worker.settings import Settings
+from worker.text import build_text
+from worker.topics import ensure_topics, worker_topics
 
 SHARED_YOUTUBE = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data")) / "youtube"
 
@@ -56,6 +56,16 @@ def metadata_pool() -> list[tuple[str, list[str], str]]:
     if rows:
         return [(r["title"], r["tags"], r["description"]) for r in rows]
     return [(title, tags, description) for _lang, title, tags, description in SAMPLES]
+
+
+def served_settings(env: dict[str, str]) -> Settings:
+    """The settings a worker started with `env` serves with, text budget of its head included."""
+    from worker.app import with_text_budget
+    from worker.classify import load_classifier
+    from worker.encoders import muse_identity
+
+    settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})
+    return with_text_budget(settings, load_classifier(settings.worker_model_dir, muse_identity()))
 
 
 def make_uploads(count: int, run: str, pool: list[tuple[str, list[str], str]]) -> list[VideoUploaded]:
@@ -240,7 +250,7 @@ def main() -> None:
     env = {**os.environ, "WORKER_INPUT_TOPIC": f"bench-{run}-in", "WORKER_OUTPUT_TOPIC": f"bench-{run}-out",
            "WORKER_DLQ_TOPIC": f"bench-{run}-dlq", "WORKER_GROUP_ID": f"bench-{run}",
            "WORKER_METRICS_PORT": str(port), "WORKER_LOG_LEVEL": "warning", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
-    settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})
+    settings = served_settings(env)
     ensure_topics(settings, worker_topics(settings), partitions=4)
     pool = metadata_pool()
     uploads = make_uploads(args.events, f"{run}a", pool)

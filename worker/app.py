@@ -1,4 +1,4 @@
-"""Assemble one worker from the settings: encoder, head, cache, metrics, health server."""
+"""Assemble one worker from the settings: head, encoder, cache, metrics, health server."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import structlog
 from threadpoolctl import threadpool_limits
 
-from worker.cache import EmbeddingCache, connect
-from worker.encoders import load_encoder
+from worker.cache import EmbeddingCache, connect, embedding_namespace
+from worker.classify import Classifier
+from worker.encoders import load_encoder, muse_identity
 from worker.health import Health, serve
 from worker.loop import Worker
 from worker.metrics import Metrics
@@ -17,6 +18,14 @@ from worker.rollout import ModelWatcher
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+def with_text_budget(settings: Settings, head: Classifier) -> Settings:
+    """Serve the text budget the head was trained with, unless the settings override it."""
+    return settings.model_copy(update={
+        "worker_text_max_chars": settings.worker_text_max_chars or head.text_max_chars,
+        "worker_max_tokens": settings.worker_max_tokens or head.max_tokens,
+    })
 
 
 @contextlib.contextmanager
@@ -28,12 +37,14 @@ def build_worker(settings: Settings) -> Iterator[Worker]:
     health = Health()
     metrics = Metrics(low_confidence=settings.worker_low_confidence)
     server = serve(settings.worker_metrics_port, health, metrics.registry) if settings.worker_metrics_port else None
+    models = ModelWatcher(settings.worker_model_dir, muse_identity(), settings.worker_model_watch_interval_s)
+    settings = with_text_budget(settings, models.current)
     encoder = load_encoder(settings)
-    models = ModelWatcher(settings.worker_model_dir, encoder.identity, settings.worker_model_watch_interval_s)
     metrics.set_prior(models.current.labels, models.current.prior)
     redis_client = connect(settings) if settings.worker_cache_enabled else None
-    cache = EmbeddingCache(redis_client, encoder.identity.short, settings.worker_cache_ttl_s,
-                           on_error=metrics.cache_error)
+    namespace = embedding_namespace(encoder.identity, settings.worker_max_tokens or 0)
+    cache = EmbeddingCache(redis_client, namespace, settings.worker_cache_ttl_s, on_error=metrics.cache_error)
+    log.info("text_budget", max_chars=settings.worker_text_max_chars, max_tokens=settings.worker_max_tokens)
     try:
         yield Worker(settings, encoder, models, cache, metrics, health)
     finally:

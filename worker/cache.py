@@ -1,10 +1,10 @@
 """Cache: embeddings in Redis, shared with the recommender.
 
-Key layout (`<encoder>` is the encoder's short id, e.g. `use-multilingual-v3-cnn@55462a18`,
-because an embedding depends only on the encoder and its weights):
+Key layout (`<ns>` names what an embedding depends on: the encoder, its weights and the
+token budget, e.g. `use-multilingual-v3-cnn@55462a18/t256`):
 
-    vc:emb:<encoder>:text:<sha256 of the model text, hex>   a repeated text is not embedded twice
-    vc:emb:<encoder>:video:<video_id>                        what the recommender reads
+    vc:emb:<ns>:text:<sha256 of the model text, hex>   a repeated text is not embedded twice
+    vc:emb:<ns>:video:<video_id>                        what the recommender reads
 
 Value: the 512 float32 of the L2-normalised embedding, little-endian, 2048 bytes
 (`numpy.frombuffer(value, dtype="<f4")`). Both keys expire after `WORKER_CACHE_TTL_S`.
@@ -25,18 +25,23 @@ import numpy as np
 import redis
 import structlog
 
+from worker.encoders.base import EncoderIdentity
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 EMBEDDING_DTYPE = np.dtype("<f4")
 
 
-def text_key(encoder_id: str, text: str) -> str:
-    return f"vc:emb:{encoder_id}:text:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+def embedding_namespace(encoder: EncoderIdentity, max_tokens: int) -> str:
+    return f"{encoder.short}/t{max_tokens}"
 
 
-def video_key(encoder_id: str, video_id: str) -> str:
-    return f"vc:emb:{encoder_id}:video:{video_id}"
+def text_key(namespace: str, text: str) -> str:
+    return f"vc:emb:{namespace}:text:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+
+
+def video_key(namespace: str, video_id: str) -> str:
+    return f"vc:emb:{namespace}:video:{video_id}"
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -51,11 +56,11 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 class EmbeddingCache:
-    def __init__(self, client: redis.Redis | None, encoder_id: str, ttl_s: int, log_interval_s: float = 30.0,
+    def __init__(self, client: redis.Redis | None, namespace: str, ttl_s: int, log_interval_s: float = 30.0,
                  on_error: Callable[[], None] = lambda: None):
         self._client = client
         self._on_error = on_error
-        self.encoder_id = encoder_id
+        self.namespace = namespace
         self._ttl_s = ttl_s
         self._log_interval_s = log_interval_s
         self._last_logged = -float("inf")
@@ -75,7 +80,7 @@ class EmbeddingCache:
         if self._client is None or not texts:
             return [None] * len(texts)
         try:
-            values = self._client.mget([text_key(self.encoder_id, t) for t in texts])
+            values = self._client.mget([text_key(self.namespace, t) for t in texts])
         except redis.RedisError as error:
             self._failed("mget", error)
             return [None] * len(texts)
@@ -89,8 +94,8 @@ class EmbeddingCache:
         for text, video_id, row in zip(texts, video_ids, embeddings, strict=True):
             value = np.ascontiguousarray(row, dtype=EMBEDDING_DTYPE).tobytes()
             if text is not None:
-                pipe.set(text_key(self.encoder_id, text), value, ex=self._ttl_s)
-            pipe.set(video_key(self.encoder_id, video_id), value, ex=self._ttl_s)
+                pipe.set(text_key(self.namespace, text), value, ex=self._ttl_s)
+            pipe.set(video_key(self.namespace, video_id), value, ex=self._ttl_s)
         try:
             pipe.execute()
         except redis.RedisError as error:

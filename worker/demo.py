@@ -60,7 +60,8 @@ def run_demo(settings: Settings, timeout_s: float = 120.0) -> int:
     from worker.readback import read_records
 
     ensure_redis(settings)
-    with kafka_for(settings) as settings:
+    with kafka_for(settings) as kafka_settings:
+        settings = kafka_settings
         ensure_topics(settings, worker_topics(settings))
         uploads = sample_uploads()
         titles = {u.video_id: u.title for u in uploads}

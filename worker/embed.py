@@ -45,5 +45,5 @@ def embed_with_cache(
     first_rows = {rows[0] for rows in to_encode.values()}
     cache.put_many([t if i in first_rows else None for i, t in enumerate(texts)], video_ids, vectors)
     misses = sum(len(rows) for rows in to_encode.values())
-    keys = [video_key(cache.encoder_id, v) for v in video_ids]
+    keys = [video_key(cache.namespace, v) for v in video_ids]
     return Embedded(vectors, keys, len(texts) - misses, misses, encode_seconds)

@@ -29,10 +29,11 @@ from worker.encode import EventEncoder
 from worker.encoders import Encoder
 from worker.health import Health
 from worker.metrics import Metrics
-from worker.produce import Output, Outbox
+from worker.produce import Outbox, Output
 from worker.records import DeadLetter, SourceRef, Upload
 from worker.rollout import ModelWatcher
 from worker.settings import Settings
+from worker.text import DEFAULT_MAX_CHARS
 
 log = structlog.get_logger(__name__)
 IDLE_POLL_S = 0.2
@@ -49,7 +50,7 @@ class Worker:
         self.metrics = metrics
         self.health = health
         codec = make_codec(settings)
-        self._decoder = Decoder(codec, settings.worker_text_max_chars)
+        self._decoder = Decoder(codec, settings.worker_text_max_chars or DEFAULT_MAX_CHARS)
         self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic)
         self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,
                                 settings.worker_batch_max_wait_ms / 1000)
@@ -66,6 +67,10 @@ class Worker:
     @property
     def model_version(self) -> str:
         return self._models.current.version
+
+    @property
+    def embedding_namespace(self) -> str:
+        return self._cache.namespace
 
     @property
     def model_labels(self) -> tuple[str, ...]:

@@ -72,8 +72,12 @@ class Settings(BaseSettings):
     worker_encoder_handle: str = Field(
         str(DEFAULT_SAVEDMODEL_DIR), description="tensorflow_hub handle: the exported SavedModel or a hub URL."
     )
-    worker_max_tokens: int = Field(128, description="SentencePiece tokens kept per text (incl. BOS/EOS).")
-    worker_text_max_chars: int = Field(512, description="Characters kept per text after cleaning.")
+    worker_max_tokens: int | None = Field(
+        None, description="SentencePiece tokens kept per text; unset: the head's own budget (model.json)."
+    )
+    worker_text_max_chars: int | None = Field(
+        None, description="Characters kept per text after cleaning; unset: the head's own budget."
+    )
 
     # --- batching and flow control -------------------------------------------------------------
     worker_batch_max_size: int = Field(128, description="A batch closes at this many events ...")

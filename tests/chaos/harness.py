@@ -35,6 +35,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
+        if value is None:  # unset optional: "None" would not parse back
+            continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         elif hasattr(value, "value"):  # enums

@@ -106,7 +106,7 @@ def run_chaos(settings: Settings, log_dir: Path, produce_s: float = 90.0) -> Cha
     try:
         chaos.pool.start("w0")
         chaos.pool.start("w1")
-        chaos.note("start 2 workers")
+        chaos.note(f"start 2 workers (CHAOS_SEED={seed})")
         producer = PacedProducer(settings, events, produce_s)
         producer.start()
         for action in chaos.schedule():

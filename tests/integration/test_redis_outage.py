@@ -16,7 +16,6 @@ from structlog.testing import capture_logs
 from tests.conftest import start_redis_server
 from tests.integration.worker_harness import committed_and_end_offsets, metric, read_outputs, running_worker
 from worker.cache import video_key
-from worker.encoders import muse_identity
 from worker.localbroker import free_port
 from worker.records import VideoUploaded
 from worker.sample import produce_uploads, sample_uploads
@@ -41,7 +40,6 @@ def test_worker_categorizes_through_a_redis_outage_and_caches_again_after(
     settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0", worker_batch_max_size=8)
     ensure_topics(settings, worker_topics(settings), partitions=2)
     before, during, after = fresh_uploads("before"), fresh_uploads("during"), fresh_uploads("after")
-    encoder_id = muse_identity().short
     try:
         with running_worker(settings) as worker:
             produce_uploads(settings, before)
@@ -69,7 +67,7 @@ def test_worker_categorizes_through_a_redis_outage_and_caches_again_after(
                 assert time.monotonic() < deadline, f"offsets not committed: {offsets}"
                 time.sleep(0.5)
         assert {o["video_id"] for o in outputs} == {u.video_id for u in before + during + after}
-        assert all(client.exists(video_key(encoder_id, u.video_id)) for u in after), "caching did not resume"
-        assert not any(client.exists(video_key(encoder_id, u.video_id)) for u in during)  # the new server is empty
+        assert all(client.exists(video_key(worker.embedding_namespace, u.video_id)) for u in after), "caching did not resume"
+        assert not any(client.exists(video_key(worker.embedding_namespace, u.video_id)) for u in during)  # the new server is empty
     finally:
         server.terminate()

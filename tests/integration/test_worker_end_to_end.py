@@ -13,7 +13,12 @@ import redis
 from confluent_kafka import Producer
 
 from tests.integration.worker_harness import (
-    committed_and_end_offsets, end_offsets, metric, read_dead_letters, read_outputs, running_worker,
+    committed_and_end_offsets,
+    end_offsets,
+    metric,
+    read_dead_letters,
+    read_outputs,
+    running_worker,
 )
 from worker.avro import PlainAvroCodec, load_schema
 from worker.cache import video_key
@@ -57,12 +62,13 @@ def test_500_uploads_are_categorized_cached_and_committed(make_settings: Callabl
         assert len(outputs) == 500
         assert {o["video_id"] for o in outputs} == {u.video_id for u in uploads}
         client = redis.Redis.from_url(settings.redis_url)
-        encoder_id = muse_identity().short
+        namespace = worker.embedding_namespace
+        assert namespace.startswith(muse_identity().short + "/t")
         for output in outputs:
             assert output["top_label"] in labels
             assert output["categories"][0]["label"] == output["top_label"]
             assert output["model_version"] == worker.model_version
-            assert output["embedding_key"] == video_key(encoder_id, output["video_id"])
+            assert output["embedding_key"] == video_key(namespace, output["video_id"])
             vector = np.frombuffer(client.get(output["embedding_key"]), dtype="<f4")
             assert vector.shape == (512,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
         assert {o["language"] for o in outputs} >= {"en", "fr", "de", "es", "ja", "ru", "ar", "zh"}
@@ -75,7 +81,7 @@ def test_500_uploads_are_categorized_cached_and_committed(make_settings: Callabl
         read_outputs(settings, expected=600)
         wait_for(lambda: metric(worker, "videocat_cache_hits_total") - hits_before == 100)
         assert metric(worker, "videocat_cache_misses_total") == misses_before  # no new embedding work
-        assert client.get(video_key(encoder_id, "again-0")) == client.get(video_key(encoder_id, uploads[0].video_id))
+        assert client.get(video_key(namespace, "again-0")) == client.get(video_key(namespace, uploads[0].video_id))
 
     committed, ends = committed_and_end_offsets(settings, PARTITIONS)
     assert committed == ends and sum(ends) == 600

@@ -4,7 +4,14 @@ import json
 import fastavro
 import pytest
 
-from worker.avro import FINGERPRINT_HEADER, SCHEMA_DIR, PlainAvroCodec, RegistryCodec, UnknownWriterSchema, load_schema
+from worker.avro import (
+    FINGERPRINT_HEADER,
+    SCHEMA_DIR,
+    PlainAvroCodec,
+    RegistryCodec,
+    UnknownWriterSchema,
+    load_schema,
+)
 from worker.sample import sample_uploads, upload_record
 
 SCHEMA = load_schema("VideoUploaded")

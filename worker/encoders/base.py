@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 EMBEDDING_DIM = 512
+DEFAULT_MAX_TOKENS = 128  # SentencePiece tokens per text, BOS and EOS included
 MUSE_NAME = "use-multilingual-v3-cnn"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from worker.classify import load_classifier
-from worker.encoders.base import Encoder, EncoderIdentity, muse_identity
+from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
 from worker.training.data import (
@@ -52,8 +52,7 @@ class LazyEncoder:
 
     def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
         overrides: dict[str, object] = {"worker_encoder": kind} if kind else {}
-        if max_tokens:
-            overrides["worker_max_tokens"] = max_tokens
+        overrides["worker_max_tokens"] = max_tokens or load_settings().worker_max_tokens or DEFAULT_MAX_TOKENS
         self.settings = load_settings(**overrides)
         self.identity: EncoderIdentity = muse_identity()
         self._encoder: Encoder | None = None
