@@ -36,7 +36,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
         "isolation.level": "read_committed",
         "statistics.interval.ms": 5000,  # refreshes the cached high watermarks used for the lag gauge
-        "fetch.wait.max.ms": 100,
+        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms,
     }
 
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         45_000, description="Also the rebalance timeout: a join the coordinator loses is retried after it."
     )
+    kafka_fetch_wait_max_ms: int = Field(
+        20, description="Longest a fetch waits for data; brokers that do not answer early cost this in latency."
+    )
     kafka_debug: str = Field("", description="librdkafka debug contexts for diagnosis, e.g. cgrp,consumer.")
     schema_registry_url: str = Field("", description="Set to use Schema Registry framing on the wire.")
     schema_registry_basic_auth: SecretStr = Field(SecretStr(""), description="user:password for the registry.")
