@@ -58,20 +58,14 @@ def test_artifact_has_everything_the_worker_needs(trained: Path) -> None:
     assert meta["version"].startswith("head-") and "dev" in meta["metrics"]
 
 
+def evaluate_fixture(model: Path, *options: str):  # noqa: ANN201 - click's Result
+    """`evaluate` on the small video fixture with the reference encoder, plus `options`."""
+    args = ["evaluate", "--model", str(model), "--data", str(FIXTURES / "videos_small.jsonl"), "--encoder", "reference"]
+    return CliRunner().invoke(cli(), [*args, *options])
+
+
 def test_evaluate_json_shape_and_quality(trained: Path) -> None:
-    result = CliRunner().invoke(
-        cli(),
-        [
-            "evaluate",
-            "--model",
-            str(trained),
-            "--data",
-            str(FIXTURES / "videos_small.jsonl"),
-            "--json",
-            "--encoder",
-            "reference",
-        ],
-    )
+    result = evaluate_fixture(trained, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary) == {"model_version", "groups", "mean_accuracy", "mean_macro_f1"}
@@ -83,20 +77,7 @@ def test_evaluate_json_shape_and_quality(trained: Path) -> None:
 
 
 def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        cli(),
-        [
-            "evaluate",
-            "--model",
-            str(trained),
-            "--data",
-            str(FIXTURES / "videos_small.jsonl"),
-            "--report",
-            str(tmp_path),
-            "--encoder",
-            "reference",
-        ],
-    )
+    result = evaluate_fixture(trained, "--report", str(tmp_path))
     assert result.exit_code == 0, result.output
     report = (tmp_path / "report.md").read_text()
     assert "| BR | 6 |" in report and "Confusion matrix" in report
