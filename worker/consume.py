@@ -2,6 +2,8 @@
 
 Auto-commit and auto offset store are off: offsets are committed explicitly by the loop,
 only up to what `commit.OffsetTracker` says is done.
+
+`Inbox.close` leaves the group only once the member's join has settled (see its docstring).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+# Long enough for Tansu to expire a dead leader (session timeout) and run one more join round.
+SETTLE_BEFORE_LEAVE_S = 15.0
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -30,9 +34,9 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "heartbeat.interval.ms": max(500, settings.kafka_session_timeout_ms // 4),
-        # The loop polls at least every batch (about a second), so 45 s is ample; librdkafka's 300 s
-        # default also bounds how long a JoinGroup waits, which left a replica idle for minutes when
-        # the coordinator lost its join during a burst of leaves (seen with Tansu in the chaos test).
+        # The loop polls at least every batch (about a second), so 45 s is ample. (It also bounds a
+        # rebalance, but did not cure the Tansu stall where a replica idled for minutes: that was a
+        # member leaving mid-join, see `Inbox.close`.)
         "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
         "isolation.level": "read_committed",
         "statistics.interval.ms": 5000,  # refreshes the cached high watermarks used for the lag gauge
@@ -55,6 +59,10 @@ class Inbox:
         self._on_revoke = on_revoke
         self.assignment: set[tuple[str, int]] = set()
         self._last_error_log = -float("inf")
+        self._subscribed = False
+        # False from subscribe (and from each eager revoke) until the group answers with an
+        # assignment, possibly empty: while False, a JoinGroup of ours may be pending.
+        self._join_settled = False
 
     def _stats(self, stats_json: str) -> None:
         brokers = json.loads(stats_json).get("brokers", {})
@@ -71,14 +79,17 @@ class Inbox:
     def subscribe(self) -> None:
         self._consumer.subscribe([self._topic], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._revoked)
+        self._subscribed = True
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._join_settled = True
         tps = [(p.topic, p.partition) for p in partitions]
         self.assignment.update(tps)
         self._on_assign(tps)
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
+        self._join_settled = False  # eager protocol: a revoke is followed by a new JoinGroup
         self._on_revoke(tps)
         self.assignment.difference_update(tps)
 
@@ -138,4 +149,19 @@ class Inbox:
         return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
+        """Leave the group, but not in the middle of a join.
+
+        Tansu 0.6 keeps a member that sends LeaveGroup while its JoinGroup is still pending as
+        the group's leader forever: every later member is told to follow it, its SyncGroup times
+        out with REBALANCE_IN_PROGRESS, and the group never consumes again (docs/reliability.md,
+        "Tansu notes"). So when no assignment has answered our latest join, keep serving the
+        group (bounded) until one does; messages fetched meanwhile are dropped uncommitted.
+        """
+        if self._subscribed and not self._join_settled:
+            started = time.monotonic()
+            deadline = started + SETTLE_BEFORE_LEAVE_S
+            while not self._join_settled and time.monotonic() < deadline:
+                self._consumer.poll(0.2)
+            log.info("leave_after_join_settled", settled=self._join_settled,
+                     waited_s=round(time.monotonic() - started, 1))
         self._consumer.close()

@@ -173,7 +173,8 @@ class PacedProducer(threading.Thread):
 
     def _produce(self) -> None:
         producer = Producer({**self._settings.kafka_common(), "enable.idempotence": True, "linger.ms": 5})
-        codec, schema, topic = make_codec(self._settings), load_schema("VideoUploaded"), self._settings.worker_input_topic
+        codec, schema = make_codec(self._settings), load_schema("VideoUploaded")
+        topic = self._settings.worker_input_topic
         started = time.monotonic()
         chunk = 50
         for first in range(0, len(self._events), chunk):

@@ -30,8 +30,9 @@ def running_worker(settings: Settings) -> Iterator[Worker]:
 
 
 def read_outputs(settings: Settings, expected: int, timeout_s: float = 120.0) -> list[dict[str, Any]]:
-    return list(read_records(settings, settings.worker_output_topic, "VideoCategorized",
-                             idle_timeout_s=timeout_s, until=lambda r: len(r) >= expected))
+    """Outputs until `expected` distinct videos have one (at-least-once may repeat some)."""
+    return list(read_records(settings, settings.worker_output_topic, "VideoCategorized", idle_timeout_s=timeout_s,
+                             until=lambda r: len({o["video_id"] for o in r}) >= expected))
 
 
 def read_dead_letters(settings: Settings, expected: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
