@@ -100,10 +100,11 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "worker exited"
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/readyz", timeout=1
+            ) as response:
+                if response.status == 200:
+                    return
             time.sleep(0.05)
         raise TimeoutError("worker not ready")
 

@@ -21,7 +21,8 @@ def read_records(
     or nothing new arrived for `idle_timeout_s`."""
     consumer = Consumer({
         **settings.kafka_common(), "group.id": f"readback-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "isolation.level": "read_committed", "session.timeout.ms": 6000, "fetch.wait.max.ms": 10,
+        "enable.auto.commit": False, "isolation.level": "read_committed", "session.timeout.ms": 6000,
+        "fetch.wait.max.ms": 10,
     })
     codec, schema = make_codec(settings), load_schema(schema_name)
     # assign, not subscribe: no group join to wait for, so reading starts at once

@@ -211,7 +211,7 @@ def test_values_hold_secret_references_only() -> None:
 def test_secrets_come_from_secret_refs(values: dict[str, Any] | None) -> None:
     docs = render(values)
     assert "Secret" not in {d["kind"] for d in docs}
-    assert SECRET_SETTINGS == {"KAFKA_SASL_PASSWORD", "SCHEMA_REGISTRY_BASIC_AUTH", "REDIS_PASSWORD"}
+    assert {"KAFKA_SASL_PASSWORD", "SCHEMA_REGISTRY_BASIC_AUTH", "REDIS_PASSWORD"} == SECRET_SETTINGS
     assert not SECRET_SETTINGS & set(one(docs, "ConfigMap")["data"])
     for entry in container(docs).get("env", []):
         if entry["name"] in SECRET_SETTINGS:

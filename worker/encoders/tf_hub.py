@@ -14,6 +14,7 @@ TensorFlow does not reserve the whole card.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -44,10 +45,9 @@ def configure_gpus() -> str | None:
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
-        try:
+        # RuntimeError: the runtime is already initialised, and the setting was fixed by then
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # the runtime is already initialised: the setting is fixed by then
-            pass
     return "/GPU:0" if gpus else None
 
 
@@ -84,10 +84,7 @@ class TFHubEncoder:
         padded = list(texts) + [""] * (batch_bucket(len(texts)) - len(texts))
         batch = tf.constant(padded, dtype=tf.string)
         with tf.device(self.device) if self.device else nullcontext():
-            if self._with_budget is not None:
-                out = self._with_budget(batch, self._budget)
-            else:
-                out = self._model(batch)
+            out = self._model(batch) if self._with_budget is None else self._with_budget(batch, self._budget)
         return np.asarray(out, dtype=np.float32)[: len(texts)]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
