@@ -22,23 +22,13 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.chaos.harness import reupload_events, settings_env
+from tests.integration.worker_harness import committed_total
 from worker.localbroker import LocalBroker
 from worker.sample import produce_uploads
 from worker.settings import REPO_ROOT, Settings
 from worker.topics import ensure_topics, worker_topics
 
 PARTITIONS = 6
-
-
-def committed_total(settings: Settings) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id})
-    try:
-        tps = [TopicPartition(settings.worker_input_topic, p) for p in range(PARTITIONS)]
-        return sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=10))
-    finally:
-        consumer.close()
 
 
 def main() -> None:
@@ -67,7 +57,7 @@ def main() -> None:
             while done < args.events and worker.poll() is None:
                 now = time.monotonic() - started
                 if now >= next_check:
-                    done, next_check = committed_total(settings), now + 1.0
+                    done, next_check = committed_total(settings, PARTITIONS), now + 1.0
                 samples.append((now, process.memory_info().rss, done))
                 time.sleep(0.2)
         finally:

@@ -22,21 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
 
 from tests.chaos.harness import reupload_events
-from tests.integration.worker_harness import running_worker
+from tests.integration.worker_harness import committed_total, group_reader, running_worker
 from worker.localbroker import LocalBroker
 from worker.sample import produce_uploads
 from worker.settings import DeliveryMode, Settings
 from worker.topics import ensure_topics, worker_topics
 
 PARTITIONS = 6
-
-
-def committed_total(consumer: Consumer, settings: Settings) -> int:
-    tps = [TopicPartition(settings.worker_input_topic, p) for p in range(PARTITIONS)]
-    return sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=10))
 
 
 def events_per_second(bootstrap: str, mode: DeliveryMode, events: int) -> float:
@@ -48,13 +42,13 @@ def events_per_second(bootstrap: str, mode: DeliveryMode, events: int) -> float:
                         worker_transactional_id=f"{name}-0", worker_metrics_port=0)
     ensure_topics(settings, worker_topics(settings), partitions=PARTITIONS)
     produce_uploads(settings, reupload_events(events, 60, name))
-    watcher = Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id})
+    watcher = group_reader(settings)
     try:
         with running_worker(settings):
-            while (first := committed_total(watcher, settings)) == 0:
+            while (first := committed_total(settings, PARTITIONS, watcher)) == 0:
                 time.sleep(0.05)
             started = time.monotonic()
-            while committed_total(watcher, settings) < events:
+            while committed_total(settings, PARTITIONS, watcher) < events:
                 time.sleep(0.05)
             return (events - first) / (time.monotonic() - started)
     finally:

@@ -63,15 +63,28 @@ def end_offsets(settings: Settings, topic: str, partitions: int) -> list[int]:
         consumer.close()
 
 
-def committed_and_end_offsets(settings: Settings, partitions: int) -> tuple[list[int], list[int]]:
-    consumer = Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id,
-                         "enable.auto.commit": False})
+def group_reader(settings: Settings) -> Consumer:
+    """A consumer of the worker's group that only reads its committed offsets (never subscribes)."""
+    return Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id, "enable.auto.commit": False})
+
+
+def committed_offsets(settings: Settings, partitions: int, reader: Consumer | None = None) -> list[int]:
+    """The worker group's committed position per input partition (negative: none yet)."""
+    consumer = reader or group_reader(settings)
     try:
         tps = [TopicPartition(settings.worker_input_topic, p) for p in range(partitions)]
-        committed = [tp.offset for tp in consumer.committed(tps, timeout=10)]
+        return [tp.offset for tp in consumer.committed(tps, timeout=10)]
     finally:
-        consumer.close()
-    return committed, end_offsets(settings, settings.worker_input_topic, partitions)
+        if reader is None:
+            consumer.close()
+
+
+def committed_total(settings: Settings, partitions: int, reader: Consumer | None = None) -> int:
+    return sum(max(0, offset) for offset in committed_offsets(settings, partitions, reader))
+
+
+def committed_and_end_offsets(settings: Settings, partitions: int) -> tuple[list[int], list[int]]:
+    return committed_offsets(settings, partitions), end_offsets(settings, settings.worker_input_topic, partitions)
 
 
 def metric(worker: Worker, name: str, labels: dict[str, str] | None = None) -> float:
