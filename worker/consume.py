@@ -44,6 +44,19 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def fetch(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
+    """Block for the first message only, then take what is already fetched (up to `max_messages`).
+
+    `consume(n, t)` alone waits for all n messages or the whole timeout, stalling a loop that could work.
+    """
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    if max_messages <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)]
+
+
 def source_of(message: Message) -> SourceRef:
     return SourceRef(message.topic(), message.partition(), message.offset())
 
@@ -95,14 +108,7 @@ class Inbox:
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Messages without errors; transient errors (broker down, ...) are logged at most every 30 s."""
-        # Block for the first message only, then take what is already fetched: `consume(n, t)`
-        # alone waits for all n messages or the whole timeout, stalling a loop that could work.
-        first = self._consumer.poll(timeout_s)
-        if first is None:
-            return []
-        messages = [first]
-        if max_messages > 1:
-            messages += self._consumer.consume(num_messages=max_messages - 1, timeout=0)
+        messages = fetch(self._consumer, max_messages, timeout_s)
         good = []
         for message in messages:
             error = message.error()

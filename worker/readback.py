@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from worker.avro import load_schema, make_codec
+from worker.consume import fetch
 from worker.settings import Settings
 
 
@@ -32,8 +33,7 @@ def read_records(
     last_new = time.monotonic()
     try:
         while not until(seen) and time.monotonic() - last_new < idle_timeout_s:
-            first = consumer.poll(0.5)  # block for one, then take what is fetched: receive times stay exact
-            for message in [first, *consumer.consume(num_messages=1000, timeout=0)] if first else []:
+            for message in fetch(consumer, 1000, 0.5):  # receive times stay exact
                 if message.error() is None:
                     record = codec.loads(message.value(), message.headers(), schema, topic)
                     seen.append(record)
