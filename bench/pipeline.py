@@ -11,6 +11,10 @@ Phases, each on fresh texts unless said otherwise:
 Prints one JSON object (and writes it with --json-out).
 
     .venv/bin/python bench/pipeline.py --events 20000
+
+`--profile DIR` attaches py-spy (`pip install py-spy`) to the worker during the two drain phases
+(phase 2: `drain.txt`, phase 3: `cache-hit.txt`, collapsed stacks) and prints the top functions
+of each by own and by total samples.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class WorkerProcess:
         self.port = port
         self.process = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
                                         stdout=subprocess.DEVNULL, stderr=open(os.devnull, "w"))  # noqa: SIM115
+        self.profiler: subprocess.Popen | None = None
         self.peak_rss = 0
         self._watch = threading.Thread(target=self._sample_rss, daemon=True)
         self._watch.start()
@@ -108,6 +113,12 @@ class WorkerProcess:
             time.sleep(0.05)
         raise TimeoutError("worker not ready")
 
+    def profile(self, to: Path) -> None:
+        """Sample the worker with py-spy from now until it exits (collapsed stacks in `to`)."""
+        self.profiler = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(self.process.pid), "--rate", "250", "--format", "raw",
+             "--output", str(to), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
             for line in response.read().decode().splitlines():
@@ -118,6 +129,8 @@ class WorkerProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
+        if self.profiler is not None:  # py-spy writes its file once the worker has exited
+            self.profiler.wait(timeout=60)
 
 
 @contextlib.contextmanager
@@ -138,17 +151,39 @@ def outputs_until(settings: Settings, count: int, timeout_s: float = 600) -> lis
     return received
 
 
+def cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    with contextlib.suppress(psutil.Error):
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    return 0.0
+
+
+@dataclasses.dataclass
+class Drain:
+    seconds: float
+    worker: WorkerProcess
+    batch_mean: float
+    cpu_s: dict[str, float]  # CPU seconds spent during the drain, per process on this machine
+
+
 def timed_drain(settings: Settings, env: dict[str, str], port: int, uploads: list[VideoUploaded],
-                already: int) -> tuple[float, WorkerProcess, float]:
+                already: int, broker_pid: int | None, profile_to: Path | None = None) -> Drain:
     """Pre-produce `uploads`, start a worker, time it from ready to the last output."""
     produce_uploads(settings, uploads)
     with running(env, port) as worker:
         worker.wait_ready()
+        if profile_to is not None:
+            worker.profile(profile_to)
+        pids = {"worker": worker.process.pid, "broker": broker_pid, "reader": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         outputs_until(settings, already + len(uploads))
         seconds = time.perf_counter() - started
+        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in pids.items()}
         batch_mean = worker.metric("videocat_batch_size_sum") / max(1.0, worker.metric("videocat_batch_size_count"))
-    return seconds, worker, batch_mean
+    return Drain(seconds, worker, batch_mean, cpu)
 
 
 def encoder_only(settings: Settings, uploads: list[VideoUploaded]) -> float:
@@ -234,13 +269,40 @@ def naive_per_s(settings: Settings, uploads: list[VideoUploaded]) -> float:
     return len(uploads) / (time.perf_counter() - started)
 
 
+def top_functions(collapsed: Path, count: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """Share of samples per function from py-spy's collapsed stacks: as the leaf (own) and anywhere (total)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for f in stack.split(";")[1:]]  # drop the thread frame
+        if not frames:
+            continue
+        samples += int(n)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(n)
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + int(n)
+
+    def top(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:count]
+        return [(name, round(100 * n / max(1, samples), 1)) for name, n in ranked]
+
+    return {"own_pct": top(own), "total_pct": top(total)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--naive-events", type=int, default=300)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--profile", type=Path, help="directory for py-spy profiles of the drain phases")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    profile_to = (lambda name: args.profile / name) if args.profile else (lambda name: None)
 
     broker = None
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -257,9 +319,11 @@ def main() -> None:
     uploads = make_uploads(args.events, f"{run}a", pool)
     try:
         encoder_rate = encoder_only(settings, uploads)
-        seconds, worker, batch_mean = timed_drain(settings, env, port, uploads, already=0)
-        events_rate = len(uploads) / seconds
-        hit_seconds, _, _ = timed_drain(settings, env, port, renamed(uploads, f"{run}b"), already=len(uploads))
+        broker_pid = broker.pid if broker is not None else None
+        drain = timed_drain(settings, env, port, uploads, 0, broker_pid, profile_to("drain.txt"))
+        events_rate = len(uploads) / drain.seconds
+        hits = timed_drain(settings, env, port, renamed(uploads, f"{run}b"), len(uploads), broker_pid,
+                           profile_to("cache-hit.txt"))
         paced = make_uploads(int(events_rate / 2 * args.latency_seconds), f"{run}c", pool)
         latencies = paced_latencies(settings, env, port, paced, events_rate / 2, already=2 * len(uploads))
         naive = naive_per_s(settings, make_uploads(args.naive_events, f"{run}d", pool))
@@ -268,16 +332,20 @@ def main() -> None:
             broker.stop()
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     result = {
-        "events": len(uploads), "seconds": round(seconds, 2), "events_per_s": round(events_rate, 1),
+        "events": len(uploads), "seconds": round(drain.seconds, 2), "events_per_s": round(events_rate, 1),
         "encoder_only_per_s": round(encoder_rate, 1), "ratio": round(events_rate / encoder_rate, 3),
-        "naive_per_s": round(naive, 1), "cache_hit_events_per_s": round(len(uploads) / hit_seconds, 1),
+        "naive_per_s": round(naive, 1), "cache_hit_events_per_s": round(len(uploads) / hits.seconds, 1),
         "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1),
         "latency_rate_per_s": round(events_rate / 2, 1), "latency_events": len(latencies),
-        "batch_size_mean": round(batch_mean, 1), "peak_rss_mb": round(worker.peak_rss / 2**20, 1),
+        "batch_size_mean": round(drain.batch_mean, 1), "peak_rss_mb": round(drain.worker.peak_rss / 2**20, 1),
         "batch_max_size": settings.worker_batch_max_size, "batch_max_wait_ms": settings.worker_batch_max_wait_ms,
         "encoder": settings.worker_encoder.value,
+        "drain_cpu_s": drain.cpu_s, "cache_hit_cpu_s": hits.cpu_s, "cpu_count": os.cpu_count(),
     }
     print(json.dumps(result))
+    for name in ("drain.txt", "cache-hit.txt"):
+        if args.profile and (args.profile / name).exists():
+            print(json.dumps({"profile": name, **top_functions(args.profile / name)}))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -12,6 +12,7 @@ from worker.cache import EmbeddingCache, connect, embedding_namespace
 from worker.classify import Classifier
 from worker.encoders import load_encoder, muse_identity
 from worker.health import Health, serve
+from worker.language import load_language_model
 from worker.loop import Worker
 from worker.metrics import Metrics
 from worker.rollout import ModelWatcher
@@ -40,6 +41,7 @@ def build_worker(settings: Settings) -> Iterator[Worker]:
     models = ModelWatcher(settings.worker_model_dir, muse_identity(), settings.worker_model_watch_interval_s)
     settings = with_text_budget(settings, models.current)
     encoder = load_encoder(settings)
+    load_language_model()
     metrics.set_prior(models.current.labels, models.current.prior)
     redis_client = connect(settings) if settings.worker_cache_enabled else None
     namespace = embedding_namespace(encoder.identity, settings.worker_max_tokens or 0)

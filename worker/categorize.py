@@ -1,17 +1,21 @@
 """One batch of uploads -> one `Categorized` per upload: embed (with cache), classify, label.
 
-No Kafka here: the loop hands a batch in and sends what comes out.
+No Kafka here: the loop hands a batch in and sends what comes out. In two halves for the
+loop, which overlaps them with other work: `start_batch` (cache lookup, encoder started on
+the misses) and `label_batch` (classify and label once the embeddings are there); the
+classifier is the one the batch started with, so a model swap never splits a batch.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from worker.cache import EmbeddingCache
 from worker.classify import Classifier, categorize
-from worker.embed import Embedded, embed_with_cache
+from worker.embed import Embedded, EmbeddingJob
 from worker.encoders import Encoder
 from worker.language import language_of
 from worker.records import Categorized, CategoryScore, Upload
@@ -24,12 +28,31 @@ class BatchOutcome:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class StartedBatch:
+    batch: Sequence[Upload]
+    classifier: Classifier
+    embedding: EmbeddingJob
+    started: float
+
+
+def start_batch(batch: Sequence[Upload], encoder: Encoder, cache: EmbeddingCache, classifier: Classifier,
+                executor: Executor | None = None) -> StartedBatch:
+    started = time.perf_counter()
+    job = EmbeddingJob([u.text for u in batch], [u.event.video_id for u in batch], encoder, cache, executor)
+    return StartedBatch(batch, classifier, job, started)
+
+
 def categorize_batch(
     batch: Sequence[Upload], encoder: Encoder, cache: EmbeddingCache, classifier: Classifier
 ) -> BatchOutcome:
-    started = time.perf_counter()
-    events = [u.event for u in batch]
-    embedded = embed_with_cache([u.text for u in batch], [e.video_id for e in events], encoder, cache)
+    """Both halves, in the caller's thread."""
+    started = start_batch(batch, encoder, cache, classifier)
+    return label_batch(started, started.embedding.result())
+
+
+def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
+    batch, classifier = started.batch, started.classifier
     probabilities = classifier.predict(embedded.vectors)
     labelled = categorize(probabilities, classifier.labels, classifier.thresholds)
     now_ms = int(time.time() * 1000)
@@ -50,4 +73,4 @@ def categorize_batch(
                 source=upload.source,
             )
         )
-    return BatchOutcome(results, embedded, time.perf_counter() - started)
+    return BatchOutcome(results, embedded, time.perf_counter() - started.started)

@@ -2,12 +2,19 @@
 
 Identical texts inside one batch are embedded once. Every embedding is then stored under
 the video's key (for the recommender) and, for the misses, under the text's key.
+
+An `EmbeddingJob` can run its encoder call on an executor: the loop then decodes the next
+messages and sends the previous batch's results while the encoder works (TensorFlow releases
+the GIL), so the Python glue does not add to the encoder's time. Redis is only touched from
+the caller's thread, in `__init__` (one MGET) and `result` (one pipelined SET).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,25 +32,59 @@ class Embedded:
     encode_seconds: float
 
 
+class EmbeddingJob:
+    """One batch's embeddings: the cache lookup now, the encoder on the misses (on `executor` if given)."""
+
+    def __init__(self, texts: Sequence[str], video_ids: Sequence[str], encoder: Encoder, cache: EmbeddingCache,
+                 executor: Executor | None = None) -> None:
+        self._texts, self._video_ids, self._cache = texts, video_ids, cache
+        self._vectors = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        self._to_encode: dict[str, list[int]] = {}
+        for i, (text, hit) in enumerate(zip(texts, cache.get_many(texts), strict=True)):
+            if hit is None:
+                self._to_encode.setdefault(text, []).append(i)
+            else:
+                self._vectors[i] = hit
+        self._encoding: Future[tuple[np.ndarray, float]] | None = None
+        self._encoded: tuple[np.ndarray, float] | None = None
+        if not self._to_encode:
+            self._encoded = (np.empty((0, EMBEDDING_DIM), dtype=np.float32), 0.0)
+        elif executor is None:
+            self._encoded = _timed_encode(encoder, list(self._to_encode))
+        else:
+            self._encoding = executor.submit(_timed_encode, encoder, list(self._to_encode))
+
+    def done(self) -> bool:
+        return self._encoding is None or self._encoding.done()
+
+    def wait(self, timeout_s: float) -> None:
+        if self._encoding is not None:
+            wait_for([self._encoding], timeout_s)
+
+    def result(self) -> Embedded:
+        """Wait for the encoder, store the new embeddings (one Redis round trip), return them all."""
+        if self._encoded is None:
+            assert self._encoding is not None
+            self._encoded = self._encoding.result()
+        fresh, encode_seconds = self._encoded
+        for row, rows in zip(fresh, self._to_encode.values(), strict=True):
+            self._vectors[rows] = row
+        first_rows = {rows[0] for rows in self._to_encode.values()}
+        texts = [t if i in first_rows else None for i, t in enumerate(self._texts)]
+        self._cache.put_many(texts, self._video_ids, self._vectors)
+        misses = sum(len(rows) for rows in self._to_encode.values())
+        keys = [video_key(self._cache.namespace, v) for v in self._video_ids]
+        return Embedded(self._vectors, keys, len(self._texts) - misses, misses, encode_seconds)
+
+
+def _timed_encode(encoder: Encoder, texts: list[str]) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    vectors = encoder.encode(texts)
+    return vectors, time.perf_counter() - started
+
+
 def embed_with_cache(
     texts: Sequence[str], video_ids: Sequence[str], encoder: Encoder, cache: EmbeddingCache
 ) -> Embedded:
-    vectors = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
-    cached = cache.get_many(texts)
-    to_encode: dict[str, list[int]] = {}
-    for i, (text, hit) in enumerate(zip(texts, cached, strict=True)):
-        if hit is None:
-            to_encode.setdefault(text, []).append(i)
-        else:
-            vectors[i] = hit
-    started = time.perf_counter()
-    if to_encode:
-        fresh = encoder.encode(list(to_encode))
-        for row, rows in zip(fresh, to_encode.values(), strict=True):
-            vectors[rows] = row
-    encode_seconds = time.perf_counter() - started
-    first_rows = {rows[0] for rows in to_encode.values()}
-    cache.put_many([t if i in first_rows else None for i, t in enumerate(texts)], video_ids, vectors)
-    misses = sum(len(rows) for rows in to_encode.values())
-    keys = [video_key(cache.namespace, v) for v in video_ids]
-    return Embedded(vectors, keys, len(texts) - misses, misses, encode_seconds)
+    """The synchronous form: look up, encode the misses, store, in the caller's thread."""
+    return EmbeddingJob(texts, video_ids, encoder, cache).result()

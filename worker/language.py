@@ -21,5 +21,12 @@ def _detect(start: str) -> str:
     return str(py3langid.classify(start)[0])
 
 
+def load_language_model() -> None:
+    """Load py3langid's model now (about a second) rather than inside the first batch."""
+    import py3langid
+
+    py3langid.classify("warm-up")
+
+
 def language_of(given: str | None, text: str) -> str:
     return given or detect_language(text)

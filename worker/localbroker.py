@@ -67,6 +67,10 @@ class LocalBroker:
                 time.sleep(0.2)
         raise TimeoutError(f"tansu did not answer on {self.bootstrap} within {timeout_s}s")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def pause(self) -> None:
         """SIGSTOP: the broker stops answering but keeps its memory (an outage that heals)."""
         assert self._process is not None

@@ -2,6 +2,11 @@
 
     consume -> decode -> batch -> categorize (embed with cache, classify) -> encode -> produce -> commit
 
+Pipelined by one batch: while the encoder embeds batch N on its own thread, this loop decodes
+the next messages and, once N is embedded, starts N+1 on the encoder before it classifies,
+encodes and produces N. Outputs and offsets are unchanged by this: a batch is still sent
+whole, in order, and an offset is committed only once its output is acknowledged.
+
 At-least-once (default): an input's offset becomes committable when the broker acknowledges
 its output (categorized event or dead letter); offsets are committed every
 `WORKER_COMMIT_INTERVAL_MS`, and synchronously on revoke and shutdown.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from confluent_kafka import Message
@@ -21,7 +27,7 @@ from confluent_kafka import Message
 from worker.avro import make_codec
 from worker.batch import Batcher
 from worker.cache import EmbeddingCache
-from worker.categorize import categorize_batch
+from worker.categorize import BatchOutcome, StartedBatch, label_batch, start_batch
 from worker.commit import OffsetTracker, TopicPartition
 from worker.consume import Inbox, source_of
 from worker.decode import Decoder
@@ -58,6 +64,8 @@ class Worker:
         self._outbox = Outbox(settings, on_acked=self._acked)
         self._inbox = Inbox(settings, on_assign=self._assigned, on_revoke=self._revoked)
         self._exactly_once = self._outbox.transactional
+        self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        self._pending: StartedBatch | None = None  # the batch the encoder is working on
         self._in_transaction = False
         self._stop = threading.Event()
         self._paused = False
@@ -93,20 +101,24 @@ class Worker:
         finally:
             self._drain()
             self._inbox.close()
+            self._encoding.shutdown()
             log.info("worker_stopped")
 
     def step(self) -> None:
-        now = time.monotonic()
-        due_in = self._batcher.seconds_until_due(now)
-        timeout = IDLE_POLL_S if due_in is None else min(due_in, IDLE_POLL_S)
         room = self._settings.worker_max_in_flight - self._offsets.in_flight()
-        messages = self._inbox.poll(max(1, min(self._settings.worker_batch_max_size, room)), timeout)
+        limit = max(1, min(self._settings.worker_batch_max_size, room))
+        if self._pending is None:
+            due_in = self._batcher.seconds_until_due(time.monotonic())
+            messages = self._inbox.poll(limit, IDLE_POLL_S if due_in is None else min(due_in, IDLE_POLL_S))
+        else:  # the encoder is busy: decode what is already fetched, else wait for the encoder
+            messages = self._inbox.poll(limit, 0)
+            if not messages:
+                self._pending.embedding.wait(IDLE_POLL_S)
         self.health.set_broker_ok(self._inbox.broker_reachable())
         if messages:
             self._accept(messages)
+        self._advance()
         now = time.monotonic()
-        while self._batcher.is_due(now):
-            self._process(self._batcher.take())
         self._end_transaction()
         self._outbox.poll(0)
         self._flow_control()
@@ -115,10 +127,28 @@ class Worker:
         self._maybe_report_lag(now)
         self.health.progressed()
 
+    def _advance(self) -> None:
+        """Finish the batch in the encoder once it is embedded, the next due batch started first."""
+        while True:
+            finished = self._pending
+            if finished is not None and not finished.embedding.done():
+                return
+            # the finished batch's embeddings are stored before the next batch's cache lookup
+            embedded = finished.embedding.result() if finished is not None else None
+            self._pending = self._start(self._batcher.take()) if self._batcher.is_due(time.monotonic()) else None
+            if finished is not None and embedded is not None:
+                self._send_results(label_batch(finished, embedded))
+            if self._pending is None:
+                return
+
     def _drain(self) -> None:
         """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._send_results(label_batch(pending, pending.embedding.result()))
         while len(self._batcher):
-            self._process(self._batcher.take())
+            started = self._start(self._batcher.take())
+            self._send_results(label_batch(started, started.embedding.result()))
         self._end_transaction()
         left = self._outbox.flush()
         if left:
@@ -157,8 +187,11 @@ class Worker:
         self.metrics.dead_lettered(letter.error_type)
         log.debug("dead_letter", reason=letter.error_type, source=letter.source)
 
-    def _process(self, batch: list[Upload]) -> None:
-        outcome = categorize_batch(batch, self._encoder, self._cache, self._models.current)
+    def _start(self, batch: list[Upload]) -> StartedBatch:
+        return start_batch(batch, self._encoder, self._cache, self._models.current, self._encoding)
+
+    def _send_results(self, outcome: BatchOutcome) -> None:
+        batch_size = len(outcome.results)
         review_topic = self._settings.worker_review_topic
         low = self._settings.worker_low_confidence
         for result in outcome.results:
@@ -170,13 +203,13 @@ class Worker:
                 self.metrics.sent_for_review(1)
         now_ms = time.time() * 1000
         embedded = outcome.embedded
-        self.metrics.batch(len(batch), outcome.seconds, embedded.encode_seconds)
+        self.metrics.batch(batch_size, outcome.seconds, embedded.encode_seconds)
         self.metrics.cache(embedded.hits, embedded.misses)
-        self.metrics.produced(len(batch))
+        self.metrics.produced(batch_size)
         self.metrics.end_to_end([(now_ms - r.event_time_ms) / 1000 for r in outcome.results if r.event_time_ms])
         self.metrics.predictions([r.language for r in outcome.results], [r.top_label for r in outcome.results],
                                   [r.top_score for r in outcome.results])
-        log.info("batch", size=len(batch), cache_hits=embedded.hits, encoded=embedded.misses,
+        log.info("batch", size=batch_size, cache_hits=embedded.hits, encoded=embedded.misses,
                  encode_ms=round(embedded.encode_seconds * 1000, 1), total_ms=round(outcome.seconds * 1000, 1),
                  in_flight=self._offsets.in_flight())
 

@@ -30,49 +30,56 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _HANDLE = re.compile(r"(?<!\w)@\w+")
 _HASHTAG = re.compile(r"#(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
-_SEGMENT_END = re.compile(r"(?<=[.!?|•])|\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?|•])")
 _REPEAT_LETTER = re.compile(r"(\w)\1{3,}")
 _REPEAT_OTHER = re.compile(r"([^\w\s])\1+")
-_SPACES = re.compile(r"\s+")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 # Lines that advertise channels rather than describe the video, in the upload languages
-# we see most. A line is dropped when it contains one of these words.
+# we see most. A line is dropped when it contains one of these words. Matched against the
+# lower-cased line: twice as fast as re.IGNORECASE, which folds every character it tries.
 _BOILERPLATE = re.compile(
     r"\b(subscribe|subscribed|follow (?:us|me)|abonne[zr]?|abonnez-vous|suivez|inscreva|siga|"
     r"suscr[ií]bete|s[ií]gueme|abonnieren|folge|instagram|facebook|twitter|tiktok|snapchat|"
     r"patreon|discord|merch|business inquiries|contact|copyright|all rights reserved|"
-    r"tous droits|derechos reservados|direitos reservados)\b",
-    re.IGNORECASE,
+    r"tous droits|derechos reservados|direitos reservados)\b"
 )
 
 
 def split_words(token: str) -> str:
     """`EddieMurphy` -> `Eddie Murphy`; `snake_case_tag` -> `snake case tag`."""
-    return _CAMEL.sub(" ", token.replace("_", " "))
+    token = token.replace("_", " ")
+    return token if token.islower() or token.isupper() else _CAMEL.sub(" ", token)
 
 
 def squeeze(text: str) -> str:
     """Squeeze runs: 4+ equal letters become 3, repeated punctuation becomes one; collapse spaces."""
-    text = _REPEAT_LETTER.sub(r"\1\1\1", text)
-    text = _REPEAT_OTHER.sub(r"\1", text)
-    return _SPACES.sub(" ", text).strip()
+    # a search is 4x cheaper than a sub that finds nothing, and most texts have no runs
+    if _REPEAT_LETTER.search(text):
+        text = _REPEAT_LETTER.sub(r"\1\1\1", text)
+    if _REPEAT_OTHER.search(text):
+        text = _REPEAT_OTHER.sub(r"\1", text)
+    return " ".join(text.split())  # the same whitespace as the regex \s
 
 
 def clean_description(description: str, budget: int = DEFAULT_MAX_CHARS) -> str:
-    """Meaningful sentences of the description, until about `budget` characters are kept."""
-    if "/" in description or "www." in description:
-        description = _URL.sub(" ", description)
-    if "@" in description:
-        description = _HANDLE.sub(" ", _EMAIL.sub(" ", description))
+    """Meaningful sentences of the description, until about `budget` characters are kept.
+
+    Line by line (no pattern here spans lines), so the lines past the budget are never scanned.
+    """
     kept: list[str] = []
     size = 0
-    for segment in _SEGMENT_END.split(description):
-        if _BOILERPLATE.search(segment) or not _HAS_LETTER.search(segment):
-            continue
-        kept.append(_HASHTAG.sub(lambda m: split_words(m.group(1)), segment))
-        size += len(segment)
-        if size > budget:
-            break
+    for line in description.split("\n"):
+        if "/" in line or "www." in line:
+            line = _URL.sub(" ", line)
+        if "@" in line:
+            line = _HANDLE.sub(" ", _EMAIL.sub(" ", line))
+        for segment in _SENTENCE_END.split(line):
+            if _BOILERPLATE.search(segment.lower()) or not _HAS_LETTER.search(segment):
+                continue
+            kept.append(_HASHTAG.sub(lambda m: split_words(m.group(1)), segment) if "#" in segment else segment)
+            size += len(segment)
+            if size > budget:
+                return squeeze(" ".join(kept))
     return squeeze(" ".join(kept))
 
 

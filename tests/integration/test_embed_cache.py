@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import redis
 
 from worker.cache import EmbeddingCache, text_key, video_key
-from worker.embed import embed_with_cache
+from worker.embed import EmbeddingJob, embed_with_cache
 from worker.encoders.reference import ReferenceEncoder
 
 pytestmark = pytest.mark.integration
@@ -23,9 +25,11 @@ class CountingEncoder:
         self._encoder = ReferenceEncoder()
         self.identity = self._encoder.identity
         self.texts: list[str] = []
+        self.threads: set[str] = set()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.texts.extend(texts)
+        self.threads.add(threading.current_thread().name)
         return self._encoder.encode(texts)
 
 
@@ -66,3 +70,24 @@ def test_redis_down_means_no_cache_not_an_error(encoder: CountingEncoder) -> Non
     assert result.misses == 1 and result.vectors.shape == (1, 512)
     assert abs(float(np.linalg.norm(result.vectors[0])) - 1) < 1e-5
     assert len(errors) == 2 and cache.errors == 2  # the MGET and the SET pipeline
+
+
+def test_a_job_encodes_on_the_executor_and_stores_when_its_result_is_taken(
+    redis_url: str, encoder: CountingEncoder
+) -> None:
+    cache = EmbeddingCache(redis.Redis.from_url(redis_url), encoder.identity.short, ttl_s=60)
+    run = uuid.uuid4().hex
+    texts = [f"Top 10 goals {run}", f"Nouveau clip officiel {run}"]
+    encoder.texts.clear()
+    encoder.threads.clear()
+    with ThreadPoolExecutor(1, thread_name_prefix="test-encoder") as executor:
+        job = EmbeddingJob(texts, ["a", "b"], encoder, cache, executor)
+        job.wait(60)
+        assert job.done()
+        # nothing is stored before the result is taken: a lookup now still misses
+        assert cache.get_many(texts) == [None, None]
+        background = job.result()
+    assert encoder.threads == {"test-encoder_0"}
+    np.testing.assert_allclose(background.vectors, embed_with_cache(texts, ["c", "d"], encoder, cache).vectors)
+    assert encoder.texts == texts  # the second call was all cache hits
+    assert (background.hits, background.misses) == (0, 2)
