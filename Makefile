@@ -26,7 +26,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not chaos and not slow"
 
 lint: $(STAMP)
-	$(PY) -m ruff check worker tests bench
+	$(PY) -m ruff check worker tests bench experiments
 
 bench: setup
 	$(PY) bench/encoder.py

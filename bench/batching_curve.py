@@ -36,11 +36,11 @@ def measure(bootstrap: str, wait_ms: int, batch: int, events: int, rate: float |
     settings = served_settings(env)
     ensure_topics(settings, worker_topics(settings), partitions=4)
     pool = metadata_pool()
-    drain_s, _worker, batch_mean = timed_drain(settings, env, port, make_uploads(events, f"{run}a", pool), 0)
-    throughput = events / drain_s
+    drain = timed_drain(settings, env, port, make_uploads(events, f"{run}a", pool), broker_pid=None)
+    throughput, batch_mean = events / drain.seconds, drain.batch_mean
     rate = rate or throughput / 2
     paced = make_uploads(int(rate * seconds), f"{run}b", pool)
-    latencies = paced_latencies(settings, env, port, paced, rate, already=events)
+    latencies = paced_latencies(settings, env, port, paced, rate)
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     return {"max_wait_ms": wait_ms, "batch_max_size": batch, "events_per_s": round(throughput, 1),
             "batch_size_mean": round(batch_mean, 1), "paced_rate_per_s": round(rate, 1),

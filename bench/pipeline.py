@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import subprocess
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from worker.localbroker import LocalBroker, free_port
-from worker.readback import read_records
+from worker.readback import high_watermarks, read_records
 from worker.records import VideoUploaded
 from worker.sample import SAMPLES, produce_uploads
 from worker.settings import Settings
@@ -142,12 +143,18 @@ def running(env: dict[str, str], port: int) -> Iterator[WorkerProcess]:
         worker.stop()
 
 
-def outputs_until(settings: Settings, count: int, timeout_s: float = 600) -> list[tuple[float, dict]]:
-    """(receive time, record) for the next `count` outputs on the output topic."""
+def outputs_of(settings: Settings, uploads: list[VideoUploaded], start: dict[int, int],
+               timeout_s: float = 600) -> list[tuple[float, dict]]:
+    """(receive time, record) of the outputs for `uploads`, reading from `start` (not the earlier phases'
+    outputs: decoding those would compete with the worker for the CPU and delay the receive times)."""
+    wanted = {u.video_id for u in uploads}
     received: list[tuple[float, dict]] = []
-    for record in read_records(settings, settings.worker_output_topic, "VideoCategorized",
-                               idle_timeout_s=timeout_s, until=lambda r: len(r) >= count):
-        received.append((time.time(), record))
+    seen: set[str] = set()
+    for record in read_records(settings, settings.worker_output_topic, "VideoCategorized", start=start,
+                               idle_timeout_s=timeout_s, until=lambda _r: len(seen) >= len(wanted)):
+        if record["video_id"] in wanted:
+            seen.add(record["video_id"])
+            received.append((time.time(), record))
     return received
 
 
@@ -169,9 +176,10 @@ class Drain:
 
 
 def timed_drain(settings: Settings, env: dict[str, str], port: int, uploads: list[VideoUploaded],
-                already: int, broker_pid: int | None, profile_to: Path | None = None) -> Drain:
+                broker_pid: int | None, profile_to: Path | None = None) -> Drain:
     """Pre-produce `uploads`, start a worker, time it from ready to the last output."""
     produce_uploads(settings, uploads)
+    start = high_watermarks(settings, settings.worker_output_topic)
     with running(env, port) as worker:
         worker.wait_ready()
         if profile_to is not None:
@@ -179,7 +187,7 @@ def timed_drain(settings: Settings, env: dict[str, str], port: int, uploads: lis
         pids = {"worker": worker.process.pid, "broker": broker_pid, "reader": os.getpid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
-        outputs_until(settings, already + len(uploads))
+        outputs_of(settings, uploads, start)
         seconds = time.perf_counter() - started
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in pids.items()}
         batch_mean = worker.metric("videocat_batch_size_sum") / max(1.0, worker.metric("videocat_batch_size_count"))
@@ -200,7 +208,7 @@ def encoder_only(settings: Settings, uploads: list[VideoUploaded]) -> float:
 
 
 def paced_latencies(settings: Settings, env: dict[str, str], port: int, uploads: list[VideoUploaded],
-                    rate: float, already: int) -> list[float]:
+                    rate: float) -> list[float]:
     from confluent_kafka import Producer
 
     from worker.avro import load_schema, make_codec
@@ -209,9 +217,15 @@ def paced_latencies(settings: Settings, env: dict[str, str], port: int, uploads:
     producer = Producer({**settings.kafka_common(), "linger.ms": 1})
     codec, schema, topic = make_codec(settings), load_schema("VideoUploaded"), settings.worker_input_topic
     results: list[tuple[float, dict]] = []
+    # This process holds TensorFlow and the earlier phases' objects: a full garbage collection
+    # here pauses the paced producer and the reader for hundreds of ms, which is not the worker's
+    # latency. Freeze what exists so the collector skips it during the measurement.
+    gc.collect()
+    gc.freeze()
+    start = high_watermarks(settings, settings.worker_output_topic)
     with running(env, port) as worker:
         worker.wait_ready()
-        reader = threading.Thread(target=lambda: results.extend(outputs_until(settings, already + len(uploads))))
+        reader = threading.Thread(target=lambda: results.extend(outputs_of(settings, uploads, start)))
         reader.start()
         start = time.perf_counter()
         for i, upload in enumerate(uploads):
@@ -224,9 +238,8 @@ def paced_latencies(settings: Settings, env: dict[str, str], port: int, uploads:
             producer.poll(0)
         producer.flush(30)
         reader.join()
-    wanted = {u.video_id for u in uploads}
-    return [received * 1000 - r["event_time"].timestamp() * 1000 for received, r in results
-            if r["video_id"] in wanted]
+    gc.unfreeze()
+    return [received * 1000 - r["event_time"].timestamp() * 1000 for received, r in results]
 
 
 def naive_per_s(settings: Settings, uploads: list[VideoUploaded]) -> float:
@@ -320,12 +333,11 @@ def main() -> None:
     try:
         encoder_rate = encoder_only(settings, uploads)
         broker_pid = broker.pid if broker is not None else None
-        drain = timed_drain(settings, env, port, uploads, 0, broker_pid, profile_to("drain.txt"))
+        drain = timed_drain(settings, env, port, uploads, broker_pid, profile_to("drain.txt"))
         events_rate = len(uploads) / drain.seconds
-        hits = timed_drain(settings, env, port, renamed(uploads, f"{run}b"), len(uploads), broker_pid,
-                           profile_to("cache-hit.txt"))
+        hits = timed_drain(settings, env, port, renamed(uploads, f"{run}b"), broker_pid, profile_to("cache-hit.txt"))
         paced = make_uploads(int(events_rate / 2 * args.latency_seconds), f"{run}c", pool)
-        latencies = paced_latencies(settings, env, port, paced, events_rate / 2, already=2 * len(uploads))
+        latencies = paced_latencies(settings, env, port, paced, events_rate / 2)
         naive = naive_per_s(settings, make_uploads(args.naive_events, f"{run}d", pool))
     finally:
         if broker is not None:

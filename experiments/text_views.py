@@ -1,0 +1,117 @@
+"""Which text to serve: the second sweep of docs/training.md (linear head, cached embeddings).
+
+For each served-text variant, a linear head (worker.training.linear, L2 0.03) is fitted on
+texts of that kind and scored on two zero-shot checks:
+- dev_BR: trained on the `train` split of train.jsonl (seed 13, as `worker train` splits it);
+- en -> FR: trained on the US and GB videos of train.jsonl, evaluated on its FR videos.
+
+    .venv/bin/python experiments/text_views.py [--data ../shared/data/youtube]
+
+Embeddings come from the training embedding cache (.cache/embeddings), so a re-run is seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from worker.text import build_text, clean_description, clean_tags, cut, split_words, squeeze
+from worker.training.data import load_training_data, video_text
+from worker.training.head import one_hot
+from worker.training.linear import fit_linear
+from worker.training.metrics import accuracy, macro_f1
+from worker.training.pipeline import _cache
+
+MAX_CHARS, MAX_TOKENS, L2 = 1024, 256, 0.03
+_HASHTAG, _WORD = re.compile(r"#(\w+)"), re.compile(r"\b[^\W\d_]{2,}\b")
+
+Row = dict
+TextOf = Callable[[Row], str]
+
+
+def with_description_cap(cap: int) -> TextOf:
+    """Title, tags and at most `cap` characters of description (build_text otherwise)."""
+
+    def text(row: Row) -> str:
+        title = squeeze(_HASHTAG.sub(lambda m: split_words(m.group(1)), row.get("title") or ""))
+        tags = clean_tags(row.get("tags") or (), MAX_CHARS - len(title))
+        budget = min(cap, MAX_CHARS - len(title) - len(tags))
+        description = cut(clean_description((row.get("description") or "")[: budget * 4], budget), budget) \
+            if budget > 0 else ""
+        return ". ".join(p for p in (title, tags, description) if p)
+
+    return text
+
+
+def title_tags(row: Row) -> str:
+    return build_text(row.get("title") or "", row.get("tags") or (), "", MAX_CHARS)
+
+
+def full(row: Row) -> str:
+    return video_text(row, MAX_CHARS)
+
+
+def lower_shouting(text_of: TextOf) -> TextOf:
+    return lambda row: _WORD.sub(lambda m: m.group(0).lower() if m.group(0).isupper() else m.group(0), text_of(row))
+
+
+def labels_of(row: Row) -> tuple[str, ...]:
+    return (row["category"],) if isinstance(row["category"], str) else tuple(row["category"])
+
+
+class Features:
+    """Embeddings of one or several texts per row (their mean, re-normalised when asked)."""
+
+    def __init__(self, *texts: TextOf, normalise: bool = False) -> None:
+        self.texts, self.normalise = texts, normalise
+        self.cache = _cache(None, MAX_TOKENS)
+
+    def __call__(self, rows: list[Row]) -> np.ndarray:
+        x = sum(self.cache.embed([text(r) for r in rows]) for text in self.texts) / len(self.texts)
+        return x / np.linalg.norm(x, axis=1, keepdims=True) if self.normalise else x
+
+
+def score(features: Features, train: list[Row], test: list[Row], labels: tuple[str, ...]) -> tuple[float, float]:
+    w, b = fit_linear(features(train), one_hot([labels_of(r) for r in train], labels), L2)
+    predicted = [labels[i] for i in (features(test) @ w + b).argmax(1)]
+    gold = [labels_of(r) for r in test]
+    return round(accuracy(predicted, gold), 3), round(macro_f1(predicted, gold), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/youtube")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in (args.data / "train.jsonl").open(encoding="utf-8")]
+    brazil = [json.loads(line) for line in (args.data / "dev_BR.jsonl").open(encoding="utf-8")]
+    train_split, dev_split = load_training_data([args.data / "train.jsonl"], [], 0.15, 13, MAX_CHARS)
+    train_texts = {e.text for e in train_split}
+    train = [r for r in rows if full(r) in train_texts]
+    labels = tuple(sorted({label for e in train_split + dev_split for label in e.labels}))
+    english = [r for r in rows if r.get("region") in ("US", "GB")]
+    french = [r for r in rows if r.get("region") == "FR"]
+    variants = {
+        "full text": Features(full),
+        "title + tags": Features(title_tags),
+        "title + tags + 100 chars of description": Features(with_description_cap(100)),
+        "title + tags + 200 chars of description": Features(with_description_cap(200)),
+        "mean of full and title + tags": Features(full, title_tags),
+        "same, re-normalised": Features(full, title_tags, normalise=True),
+        "same, all-caps words lower-cased": Features(lower_shouting(full), lower_shouting(title_tags),
+                                                     normalise=True),
+    }
+    for name, features in variants.items():
+        print(json.dumps({"variant": name, "dev_BR": score(features, train, brazil, labels),
+                          "en_to_FR": score(features, english, french, labels)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
