@@ -69,7 +69,7 @@ def clean_description(description: str, budget: int = DEFAULT_MAX_CHARS) -> str:
     kept: list[str] = []
     size = 0
     for line in description.split("\n"):
-        if "/" in line or "www." in line:
+        if "/" in line or "www." in line.lower():
             line = _URL.sub(" ", line)
         if "@" in line:
             line = _HANDLE.sub(" ", _EMAIL.sub(" ", line))

@@ -1,4 +1,10 @@
-from worker.text import build_text, clean_tags, cut, split_words, squeeze
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import worker.text as text_module
+from worker.text import build_text, clean_description, clean_tags, cut, split_words, squeeze
 
 
 def test_urls_handles_and_boilerplate_are_removed() -> None:
@@ -48,3 +54,50 @@ def test_non_latin_scripts_survive() -> None:
 def test_huge_description_is_bounded() -> None:
     out = build_text("t", [], "mot " * 3_000_000)
     assert len(out) <= 512
+
+
+# --- the fast paths give what the plain definitions give -------------------------------------------
+_PIECES = [*"aAbBéÉ1 _\t\n.!?|•#@/:wW-", "aaaa", "!!", "Subscribe", "www.", "WWW.", "http://x.io/a", "INSTAGRAM",
+           "sígueme", "EddieMurphy", "snake_case", "x@y.com"]
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=40).map("".join)
+
+
+def reference_squeeze(text: str) -> str:
+    text = re.sub(r"(\w)\1{3,}", r"\1\1\1", text)
+    text = re.sub(r"([^\w\s])\1+", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def reference_clean_description(description: str, budget: int) -> str:
+    """The whole-text definition: strip links, split into sentences and lines, drop boilerplate."""
+    description = text_module._URL.sub(" ", description)
+    description = text_module._HANDLE.sub(" ", text_module._EMAIL.sub(" ", description))
+    boilerplate = re.compile(text_module._BOILERPLATE.pattern, re.IGNORECASE)
+    kept, size = [], 0
+    for segment in re.split(r"(?<=[.!?|•])|\n", description):
+        if boilerplate.search(segment) or not text_module._HAS_LETTER.search(segment):
+            continue
+        kept.append(text_module._HASHTAG.sub(lambda m: reference_split_words(m.group(1)), segment))
+        size += len(segment)
+        if size > budget:
+            break
+    return reference_squeeze(" ".join(kept))
+
+
+def reference_split_words(token: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", token.replace("_", " "))
+
+
+@given(_TEXT)
+def test_squeeze_matches_its_definition(text: str) -> None:
+    assert squeeze(text) == reference_squeeze(text)
+
+
+@given(_TEXT)
+def test_split_words_matches_its_definition(token: str) -> None:
+    assert split_words(token) == reference_split_words(token)
+
+
+@given(_TEXT, st.integers(min_value=1, max_value=60))
+def test_clean_description_matches_its_definition(description: str, budget: int) -> None:
+    assert clean_description(description, budget) == reference_clean_description(description, budget)
