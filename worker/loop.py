@@ -143,11 +143,9 @@ class Worker:
 
     def _drain(self) -> None:
         """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._send_results(label_batch(pending, pending.embedding.result()))
-        while len(self._batcher):
-            started = self._start(self._batcher.take())
+        while self._pending is not None or len(self._batcher):
+            started = self._pending or self._start(self._batcher.take())
+            self._pending = None
             self._send_results(label_batch(started, started.embedding.result()))
         self._end_transaction()
         left = self._outbox.flush()
