@@ -20,25 +20,24 @@ of each by own and by total samples.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from naive_loop import naive_per_s
+from pyspy_summary import top_functions
+from worker_process import WorkerProcess, cpu_seconds, running
 
 from worker.localbroker import LocalBroker, free_port
 from worker.readback import high_watermarks, read_records
@@ -85,64 +84,6 @@ def renamed(uploads: list[VideoUploaded], run: str) -> list[VideoUploaded]:
     return [dataclasses.replace(u, video_id=f"{run}-{i}") for i, u in enumerate(uploads)]
 
 
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.port = port
-        self.process = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
-                                        stdout=subprocess.DEVNULL, stderr=open(os.devnull, "w"))  # noqa: SIM115
-        self.profiler: subprocess.Popen | None = None
-        self.peak_rss = 0
-        self._watch = threading.Thread(target=self._sample_rss, daemon=True)
-        self._watch.start()
-
-    def _sample_rss(self) -> None:
-        proc = psutil.Process(self.process.pid)
-        while self.process.poll() is None:
-            with contextlib.suppress(psutil.Error):
-                self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
-            time.sleep(0.1)
-
-    def wait_ready(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "worker exited"
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                f"http://127.0.0.1:{self.port}/readyz", timeout=1
-            ) as response:
-                if response.status == 200:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError("worker not ready")
-
-    def profile(self, to: Path) -> None:
-        """Sample the worker with py-spy from now until it exits (collapsed stacks in `to`)."""
-        self.profiler = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.process.pid), "--rate", "250", "--format", "raw",
-             "--output", str(to), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def metric(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-        return 0.0
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-        if self.profiler is not None:  # py-spy writes its file once the worker has exited
-            self.profiler.wait(timeout=60)
-
-
-@contextlib.contextmanager
-def running(env: dict[str, str], port: int) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(env, port)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-
-
 def outputs_of(settings: Settings, uploads: list[VideoUploaded], start: dict[int, int],
                timeout_s: float = 600) -> list[tuple[float, dict]]:
     """(receive time, record) of the outputs for `uploads`, reading from `start` (not the earlier phases'
@@ -156,15 +97,6 @@ def outputs_of(settings: Settings, uploads: list[VideoUploaded], start: dict[int
             seen.add(record["video_id"])
             received.append((time.time(), record))
     return received
-
-
-def cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    with contextlib.suppress(psutil.Error):
-        times = psutil.Process(pid).cpu_times()
-        return times.user + times.system
-    return 0.0
 
 
 @dataclasses.dataclass
@@ -240,69 +172,6 @@ def paced_latencies(settings: Settings, env: dict[str, str], port: int, uploads:
         reader.join()
     gc.unfreeze()
     return [received * 1000 - r["event_time"].timestamp() * 1000 for received, r in results]
-
-
-def naive_per_s(settings: Settings, uploads: list[VideoUploaded]) -> float:
-    """One event at a time: consume, decode, embed (one call), classify, produce + flush, commit."""
-    from confluent_kafka import Consumer, Producer
-
-    from worker.avro import make_codec
-    from worker.cache import EmbeddingCache
-    from worker.categorize import categorize_batch
-    from worker.classify import load_classifier
-    from worker.consume import consumer_config, source_of
-    from worker.decode import Decoder
-    from worker.encode import EventEncoder
-    from worker.encoders import load_encoder
-
-    topic = f"naive-{uuid.uuid4().hex[:6]}"
-    naive = settings.model_copy(update={"worker_input_topic": topic, "worker_group_id": topic})
-    ensure_topics(naive, [topic], partitions=1)
-    produce_uploads(naive, uploads)
-    encoder = load_encoder(naive)
-    classifier = load_classifier(naive.worker_model_dir, encoder.identity)
-    codec = make_codec(naive)
-    decoder, events = Decoder(codec, naive.worker_text_max_chars), EventEncoder(codec, topic + "-out", topic)
-    cache = EmbeddingCache(None, encoder.identity.short, 60)
-    consumer, producer = Consumer(consumer_config(naive)), Producer(naive.kafka_common())
-    consumer.subscribe([topic])
-    done, started = 0, None
-    while done < len(uploads):
-        message = consumer.poll(1.0)
-        if message is None or message.error():
-            continue
-        started = started or time.perf_counter()
-        upload = decoder.decode(message.key(), message.value(), message.headers(), source_of(message))
-        result = categorize_batch([upload], encoder, cache, classifier).results[0]
-        producer.produce(topic + "-out", events.categorized(result)[0], result.video_id.encode())
-        producer.flush()
-        consumer.commit(message=message, asynchronous=False)
-        done += 1
-    consumer.close()
-    return len(uploads) / (time.perf_counter() - started)
-
-
-def top_functions(collapsed: Path, count: int = 15) -> dict[str, list[tuple[str, float]]]:
-    """Share of samples per function from py-spy's collapsed stacks: as the leaf (own) and anywhere (total)."""
-    own: dict[str, int] = {}
-    total: dict[str, int] = {}
-    samples = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  for f in stack.split(";")[1:]]  # drop the thread frame
-        if not frames:
-            continue
-        samples += int(n)
-        own[frames[-1]] = own.get(frames[-1], 0) + int(n)
-        for frame in set(frames):
-            total[frame] = total.get(frame, 0) + int(n)
-
-    def top(counts: dict[str, int]) -> list[tuple[str, float]]:
-        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:count]
-        return [(name, round(100 * n / max(1, samples), 1)) for name, n in ranked]
-
-    return {"own_pct": top(own), "total_pct": top(total)}
 
 
 def main() -> None:
