@@ -59,6 +59,14 @@ def full(row: Row) -> str:
     return video_text(row, MAX_CHARS)
 
 
+def description_only(row: Row) -> str:
+    """The description, given the budget left after title and tags (so both texts together cost
+    about the tokens of the full text)."""
+    budget = MAX_CHARS - len(title_tags(row)) - 2
+    description = (row.get("description") or "")[: budget * 4]
+    return cut(clean_description(description, budget), budget) if budget > 0 else ""
+
+
 def lower_shouting(text_of: TextOf) -> TextOf:
     return lambda row: _WORD.sub(lambda m: m.group(0).lower() if m.group(0).isupper() else m.group(0), text_of(row))
 
@@ -79,7 +87,25 @@ class Features:
         return x / np.linalg.norm(x, axis=1, keepdims=True) if self.normalise else x
 
 
-def score(features: Features, train: list[Row], test: list[Row], labels: tuple[str, ...]) -> tuple[float, float]:
+class ApartFeatures:
+    """Title + tags and the description embedded apart: w * first + (1 - w) * second, re-normalised
+    (title + tags alone when there is no description)."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+        self.cache = _cache(None, MAX_TOKENS)
+
+    def __call__(self, rows: list[Row]) -> np.ndarray:
+        heads = self.cache.embed([title_tags(r) for r in rows])
+        descriptions = [description_only(r) for r in rows]
+        tails = self.cache.embed([d or "-" for d in descriptions])
+        has_description = np.array([bool(d) for d in descriptions])[:, None]
+        x = np.where(has_description, self.weight * heads + (1 - self.weight) * tails, heads)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def score(features: Callable[[list[Row]], np.ndarray], train: list[Row], test: list[Row],
+          labels: tuple[str, ...]) -> tuple[float, float]:
     w, b = fit_linear(features(train), one_hot([labels_of(r) for r in train], labels), L2)
     predicted = [labels[i] for i in (features(test) @ w + b).argmax(1)]
     gold = [labels_of(r) for r in test]
@@ -107,6 +133,7 @@ def main() -> None:
         "same, re-normalised": Features(full, title_tags, normalise=True),
         "same, all-caps words lower-cased": Features(lower_shouting(full), lower_shouting(title_tags),
                                                      normalise=True),
+        **{f"title + tags and description apart, weights {w} / {1 - w:.1f}": ApartFeatures(w) for w in (0.5, 0.7)},
     }
     for name, features in variants.items():
         print(json.dumps({"variant": name, "dev_BR": score(features, train, brazil, labels),

@@ -17,7 +17,7 @@ from worker.cache import EmbeddingCache
 from worker.classify import Classifier, categorize
 from worker.embed import Embedded, EmbeddingJob
 from worker.encoders import Encoder
-from worker.language import language_of
+from worker.language import languages_of
 from worker.records import Categorized, CategoryScore, Upload
 
 
@@ -56,8 +56,9 @@ def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
     probabilities = classifier.predict(embedded.vectors)
     labelled = categorize(probabilities, classifier.labels, classifier.thresholds)
     now_ms = int(time.time() * 1000)
+    languages = languages_of([u.event.language for u in batch], [u.text for u in batch])
     results = []
-    for upload, key, labels in zip(batch, embedded.keys, labelled, strict=True):
+    for upload, key, labels, language in zip(batch, embedded.keys, labelled, languages, strict=True):
         scores = tuple(CategoryScore(label, float(score)) for label, score in labels)
         results.append(
             Categorized(
@@ -65,7 +66,7 @@ def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
                 categories=scores,
                 top_label=scores[0].label,
                 top_score=scores[0].score,
-                language=language_of(upload.event.language, upload.text),
+                language=language,
                 model_version=classifier.version,
                 embedding_key=key,
                 event_time_ms=upload.event.uploaded_at_ms,

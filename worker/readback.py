@@ -31,13 +31,17 @@ def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
 def read_records(
     settings: Settings, topic: str, schema_name: str, *, idle_timeout_s: float = 30.0,
     until: Callable[[list[dict[str, Any]]], bool] = lambda _records: False, start: dict[int, int] | None = None,
+    fetch_wait_ms: int = 10,
 ) -> Iterator[dict[str, Any]]:
     """Yield the records of `topic` (read_committed) from the beginning, or from `start` (partition ->
-    offset), until `until(records)` holds or nothing new arrived for `idle_timeout_s`."""
+    offset), until `until(records)` holds or nothing new arrived for `idle_timeout_s`.
+
+    A broker that answers fetches only at their deadline (Tansu) delivers each record up to
+    `fetch_wait_ms` late; a longer wait costs it fewer empty fetches."""
     consumer = Consumer({
         **settings.kafka_common(), "group.id": f"readback-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "isolation.level": "read_committed", "session.timeout.ms": 6000,
-        "fetch.wait.max.ms": 10,
+        "fetch.wait.max.ms": fetch_wait_ms,
     })
     codec, schema = make_codec(settings), load_schema(schema_name)
     # assign, not subscribe: no group join to wait for, so reading starts at once
