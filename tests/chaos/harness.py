@@ -8,6 +8,7 @@ killed process's producer and aborts the transaction it left open, as a Stateful
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,17 +16,19 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from worker.avro import load_schema, make_codec
 from worker.records import VideoUploaded
 from worker.sample import SAMPLES, upload_record
 from worker.settings import REPO_ROOT, DeliveryMode, Settings
+from worker.topics import ensure_topics
 
 WORKER_COMMAND = [sys.executable, "-m", "worker", "run"]
 
@@ -77,6 +80,11 @@ class WorkerProcess:
             log.seek(self._log_start)
             return log.read().count(b'"event": "batch"')
 
+    def lifecycle(self) -> list[str]:
+        """The replica's log events other than batches (start, assignments, leave, stop), one short line each."""
+        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
+        return [short_event(line) for line in lines if line.startswith("{") and '"event": "batch"' not in line]
+
     def kill(self) -> None:
         """SIGKILL: no drain, no commit, an open transaction left behind."""
         self._end(signal.SIGKILL, 10)
@@ -101,6 +109,19 @@ class WorkerProcess:
 
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
+
+
+def short_event(json_line: str) -> str:
+    """`HH:MM:SS.mmm event key=value ...` from a worker's JSON log line; partitions by number only."""
+    try:
+        fields = json.loads(json_line)
+    except ValueError:
+        return json_line[:200]
+    when, event = str(fields.pop("timestamp", ""))[11:23], fields.pop("event", "?")
+    fields.pop("level", None)
+    if "partitions" in fields:
+        fields["partitions"] = [partition for _topic, partition in fields["partitions"]]
+    return f"{when} {event} " + " ".join(f"{key}={value}" for key, value in fields.items())[:200]
 
 
 class WorkerPool:
@@ -134,9 +155,28 @@ class WorkerPool:
         for replica in self.replicas.values():
             replica.dump_stacks()
 
+    def lifecycle_report(self) -> str:
+        """What each replica logged about its group membership: printed when a chaos run fails."""
+        return "\n".join(f"--- {name}\n" + "\n".join(replica.lifecycle())
+                         for name, replica in sorted(self.replicas.items()))
+
     def stop_all(self) -> None:
         for replica in self.replicas.values():
             replica.stop()
+
+    def end_abandoned_transactions(self) -> None:
+        """Exactly-once: fence every replica's transactional id, ending what a killed replica left open.
+
+        A replica killed inside a transaction whose restart was then scaled away never comes back to
+        fence it. Kafka aborts such a transaction after `transaction.timeout.ms`; Tansu 0.6 never
+        does, and it blocks read_committed readers for good. Fencing ends it on both.
+        """
+        if self._settings.worker_delivery is not DeliveryMode.EXACTLY_ONCE:
+            return
+        for name in self.replicas:
+            producer = Producer({**self._settings.kafka_common(),
+                                 "transactional.id": self.env_for(name)["WORKER_TRANSACTIONAL_ID"]})
+            producer.init_transactions(30)
 
 
 def reupload_events(count: int, distinct_texts: int, run: str) -> list[VideoUploaded]:
@@ -188,29 +228,32 @@ class PacedProducer(threading.Thread):
             raise RuntimeError("inputs not acknowledged within 60 s")
 
 
-def output_counts(settings: Settings, partitions: int) -> Counter[str]:
-    """How many `VideoCategorized` outputs each video id has, reading every output partition to its
-    end with isolation.level=read_committed (what a downstream consumer sees)."""
-    consumer = Consumer({**settings.kafka_common(), "group.id": f"count-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "isolation.level": "read_committed"})
+@dataclass(frozen=True)
+class OutputSeen:
+    """Where one `VideoCategorized` output sits, and when a worker made it."""
+    partition: int
+    offset: int
+    processed_time_ms: int
+
+    def describe(self) -> str:
+        clock = time.strftime("%H:%M:%S", time.gmtime(self.processed_time_ms / 1000))
+        return f"p{self.partition}@{self.offset} made {clock}.{self.processed_time_ms % 1000:03d}Z"
+
+
+def outputs_by_video(settings: Settings, partitions: int) -> dict[str, list[OutputSeen]]:
+    """Every `VideoCategorized` output per video id, as a read_committed consumer downstream sees them."""
     codec, schema, topic = make_codec(settings), load_schema("VideoCategorized"), settings.worker_output_topic
-    counts: Counter[str] = Counter()
-    try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        at_eof: set[int] = set()
-        deadline = time.monotonic() + 120
-        while len(at_eof) < partitions and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=1000, timeout=1.0):
-                error = message.error()
-                if error is None:
-                    counts[codec.loads(message.value(), message.headers(), schema, topic)["video_id"]] += 1
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    at_eof.add(message.partition())
-        assert len(at_eof) == partitions, f"output partitions not read to their end: {sorted(at_eof)}"
-    finally:
-        consumer.close()
-    return counts
+    seen: dict[str, list[OutputSeen]] = defaultdict(list)
+    for message in read_to_end(settings, topic, partitions, timeout_s=120):
+        output = codec.loads(message.value(), message.headers(), schema, topic)
+        seen[output["video_id"]].append(
+            OutputSeen(message.partition(), message.offset(), _epoch_ms(output["processed_time"])))
+    return dict(seen)
+
+
+def _epoch_ms(value: object) -> int:
+    """fastavro returns timestamp-millis as an aware datetime; raw ints pass through."""
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else int(value)  # type: ignore[arg-type]
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, every_s: float = 1.0) -> None:
@@ -220,3 +263,51 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, every
             raise AssertionError(f"{what}: not reached within {timeout_s:.0f} s")
         time.sleep(every_s)
 
+
+
+def broker_aborts_fenced_transactions(settings: Settings) -> bool:
+    """Does the broker abort a transaction left open when a new producer with the same
+    transactional.id fences it (what Kafka does), rather than commit it (what Tansu 0.6 does)?
+
+    A SIGKILLed replica leaves such a transaction; its restart fences it. Kafka aborts it, so the
+    replica's outputs in it are never seen and the inputs are processed again, once. Tansu 0.6 makes
+    them visible while dropping the offsets sent with them, so those inputs get a second output.
+    """
+    topic = f"fencing-probe-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings, [topic], partitions=1)
+    transactional = {**settings.kafka_common(), "transactional.id": topic}
+    fenced = Producer(transactional)
+    fenced.init_transactions(30)
+    fenced.begin_transaction()
+    fenced.produce(topic, b"left open by a dead replica")
+    fenced.flush(30)
+    successor = Producer(transactional)
+    successor.init_transactions(30)
+    successor.begin_transaction()
+    successor.produce(topic, b"the restarted replica's first transaction")
+    successor.commit_transaction(30)
+    seen = [record.value() for record in read_to_end(settings, topic)]
+    return seen == [b"the restarted replica's first transaction"]
+
+
+def read_to_end(settings: Settings, topic: str, partitions: int = 1, timeout_s: float = 30.0) -> list[Message]:
+    """Every partition of `topic` from its start to its end, with isolation.level=read_committed."""
+    consumer = Consumer({**settings.kafka_common(), "group.id": f"read-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "isolation.level": "read_committed"})
+    records: list[Message] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        at_eof: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_eof) < partitions:
+            assert time.monotonic() < deadline, f"{topic}: partitions {sorted(at_eof)} of {partitions} read " \
+                                                f"to their end within {timeout_s:.0f} s"
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error() is None:
+                    records.append(message)
+                elif message.error().code() == KafkaError._PARTITION_EOF:
+                    at_eof.add(message.partition())
+        return records
+    finally:
+        consumer.close()

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from worker.consume import SETTLE_BEFORE_LEAVE_S
 from worker.metrics import Metrics
 from worker.settings import Settings
 
@@ -120,6 +121,13 @@ def test_probes_and_security(values: dict[str, Any] | None) -> None:
     assert {"name": "tmp", "mountPath": "/tmp"} in worker["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in pod["volumes"]
     assert pod["automountServiceAccountToken"] is False
+
+
+def test_grace_period_covers_a_stop_during_a_rebalance(default_docs: list[dict[str, Any]]) -> None:
+    """SIGTERM mid-rebalance: the worker drains, then serves the group until its join settles
+    (`SETTLE_BEFORE_LEAVE_S`) before leaving; the pod must not be SIGKILLed before it leaves."""
+    pod = one(default_docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= SETTLE_BEFORE_LEAVE_S + 15
 
 
 def test_default_is_cpu_with_an_hpa(default_docs: list[dict[str, Any]]) -> None:
