@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from tests.integration.worker_harness import read_to_end
 from worker.avro import load_schema, make_codec
 from worker.records import VideoUploaded
 from worker.sample import SAMPLES, upload_record
@@ -288,26 +289,3 @@ def broker_aborts_fenced_transactions(settings: Settings) -> bool:
     successor.commit_transaction(30)
     seen = [record.value() for record in read_to_end(settings, topic)]
     return seen == [b"the restarted replica's first transaction"]
-
-
-def read_to_end(settings: Settings, topic: str, partitions: int = 1, timeout_s: float = 30.0) -> list[Message]:
-    """Every partition of `topic` from its start to its end, with isolation.level=read_committed."""
-    consumer = Consumer({**settings.kafka_common(), "group.id": f"read-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "isolation.level": "read_committed"})
-    records: list[Message] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        at_eof: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_eof) < partitions:
-            assert time.monotonic() < deadline, f"{topic}: partitions {sorted(at_eof)} of {partitions} read " \
-                                                f"to their end within {timeout_s:.0f} s"
-            for message in consumer.consume(num_messages=1000, timeout=1.0):
-                if message.error() is None:
-                    records.append(message)
-                elif message.error().code() == KafkaError._PARTITION_EOF:
-                    at_eof.add(message.partition())
-        return records
-    finally:
-        consumer.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from worker.app import build_worker
 from worker.loop import Worker
@@ -46,19 +48,31 @@ def end_offsets(settings: Settings, topic: str, partitions: int) -> list[int]:
     Not `get_watermark_offsets`: Tansu 0.6 reports the high watermark as the base offset of the
     last record batch + 1, which is short of the end when a producer batched several records.
     """
-    consumer = Consumer({**settings.kafka_common(), "group.id": f"end-{topic}", "enable.partition.eof": True,
-                         "enable.auto.commit": False})
     ends = [0] * partitions
+    for message in read_to_end(settings, topic, partitions, timeout_s=120):
+        ends[message.partition()] = message.offset() + 1
+    return ends
+
+
+def read_to_end(settings: Settings, topic: str, partitions: int = 1, timeout_s: float = 30.0) -> list[Message]:
+    """Every partition of `topic` from its start to its end, with isolation.level=read_committed."""
+    consumer = Consumer({**settings.kafka_common(), "group.id": f"read-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "isolation.level": "read_committed"})
+    records: list[Message] = []
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         at_eof: set[int] = set()
+        deadline = time.monotonic() + timeout_s
         while len(at_eof) < partitions:
+            assert time.monotonic() < deadline, f"{topic}: partitions {sorted(at_eof)} of {partitions} read " \
+                                                f"to their end within {timeout_s:.0f} s"
             for message in consumer.consume(num_messages=1000, timeout=1.0):
                 if message.error() is None:
-                    ends[message.partition()] = message.offset() + 1
+                    records.append(message)
                 elif message.error().code() == KafkaError._PARTITION_EOF:
                     at_eof.add(message.partition())
-        return ends
+        return records
     finally:
         consumer.close()
 
