@@ -3,7 +3,8 @@ plus the producer and the read-back that judge the run.
 
 Each replica has a stable name (`w0`, `w1`, ...). In exactly-once mode its transactional id is
 derived from that name, so a restarted replica reuses it: its `init_transactions` fences the
-killed process's producer and aborts the transaction it left open, as a StatefulSet pod would.
+killed process's producer and ends the transaction it left open, as a StatefulSet pod would (Kafka
+aborts it; Tansu 0.6 commits it, see `broker_aborts_fenced_transactions`).
 """
 
 from __future__ import annotations
