@@ -112,13 +112,21 @@ def score(features: Callable[[list[Row]], np.ndarray], train: list[Row], test: l
     return round(accuracy(predicted, gold), 3), round(macro_f1(predicted, gold), 3)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def read_youtube(description: str | None) -> tuple[Path, list[Row], list[Row]]:
+    """(the --data folder, its train.jsonl rows, its dev_BR.jsonl rows)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/youtube")
-    args = parser.parse_args()
-    rows = [json.loads(line) for line in (args.data / "train.jsonl").open(encoding="utf-8")]
-    brazil = [json.loads(line) for line in (args.data / "dev_BR.jsonl").open(encoding="utf-8")]
-    train_split, dev_split = load_training_data([args.data / "train.jsonl"], [], 0.15, 13, MAX_CHARS)
+    folder = parser.parse_args().data
+
+    def read(name: str) -> list[Row]:
+        return [json.loads(line) for line in (folder / name).open(encoding="utf-8")]
+
+    return folder, read("train.jsonl"), read("dev_BR.jsonl")
+
+
+def main() -> None:
+    folder, rows, brazil = read_youtube(__doc__)
+    train_split, dev_split = load_training_data([folder / "train.jsonl"], [], 0.15, 13, MAX_CHARS)
     train_texts = {e.text for e in train_split}
     train = [r for r in rows if full(r) in train_texts]
     labels = tuple(sorted({label for e in train_split + dev_split for label in e.labels}))

@@ -160,6 +160,33 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
     assert summary["mean_accuracy"] > max(g["majority"] for g in summary["groups"].values())
 
 
+def test_refit_adds_the_dev_rows_to_the_shipped_fit(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "refit"
+    data = ["--data", str(FIXTURES / "videos_small.jsonl"), "--dev-fraction", "0.25"]
+    result = CliRunner().invoke(cli(), ["train", *data, "--out", str(out), *FAST, "--refit"])
+    assert result.exit_code == 0, result.output
+    first, refit = (json.loads((d / "model.json").read_text())["training_data"] for d in (trained, out))
+    assert (first["refit_on_dev"], refit["refit_on_dev"]) == (False, True)
+    assert refit["n_train"] == first["n_train"] + first["n_dev"] and refit["n_dev"] == first["n_dev"]
+    assert refit["dev_fingerprint"] == first["dev_fingerprint"] and refit["fingerprint"] != first["fingerprint"]
+    assert len(refit["mlp_epochs"]) == 1 and 1 <= refit["mlp_epochs"][0] <= 60
+    summary = CliRunner().invoke(cli(), ["evaluate", "--model", str(out), *data[:2], "--json", *FAST[:2]])
+    scores = json.loads(summary.stdout.strip().splitlines()[-1])
+    assert scores["mean_accuracy"] > max(g["majority"] for g in scores["groups"].values())
+
+
+def test_few_shot_examples_count_as_weight_rows_each(trained: Path, tmp_path: Path) -> None:
+    out, data = tmp_path / "shots", str(FIXTURES / "videos_small.jsonl")
+    shots = ["--few-shot-data", data, "--few-shot", "1", "--few-shot-weight", "3"]
+    result = CliRunner().invoke(
+        cli(), ["train", "--data", data, "--out", str(out), "--dev-fraction", "0.25", *FAST, *shots]
+    )
+    assert result.exit_code == 0, result.output
+    base, weighted = (json.loads((d / "model.json").read_text())["training_data"] for d in (trained, out))
+    assert weighted["few_shot"] == {"k": 1, "weight": 3, "sources": ["videos_small.jsonl"], "n": 4}
+    assert weighted["n_train"] == base["n_train"] + 3 * 4
+
+
 def test_bad_view_name_is_refused(tmp_path: Path) -> None:
     data = ["--data", str(FIXTURES / "videos_small.jsonl")]
     result = CliRunner().invoke(cli(), ["train", *data, "--out", str(tmp_path / "m"), "--views", "thumbnail"])

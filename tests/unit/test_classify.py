@@ -105,7 +105,7 @@ def test_linear_classifier_folds_into_the_served_head(tmp_path: Path) -> None:
     x = (y @ centres + rng.normal(0, 2.0, (120, 512))).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     hp = HyperParameters(hidden=8, seeds=1, max_epochs=3, linear_weight=1.0, linear_l2=0.03)
-    save(fit_head(x, y, x[:30], y[:30], hp), tmp_path / "linear")
+    save(fit_head(x, y, x[:30], y[:30], hp).model, tmp_path / "linear")
     classifier = load_classifier(tmp_path / "linear", IDENTITY)
     kernel, bias = fit_linear(x, y, 0.03)
     probabilities = classifier.predict(x)
@@ -116,5 +116,19 @@ def test_linear_classifier_folds_into_the_served_head(tmp_path: Path) -> None:
 
     blended = fit_head(
         x, y, x[:30], y[:30], HyperParameters(hidden=8, seeds=1, max_epochs=3, linear_weight=0.5)
-    )
+    ).model
     assert blended.get_layer("hidden").get_weights()[0].shape == (512, 8 + 2 * 3)
+
+
+def test_a_refit_without_dev_trains_each_seed_for_its_given_epochs() -> None:
+    from worker.training.head import fit_head
+
+    rng = np.random.default_rng(4)
+    y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 40)]
+    x = rng.normal(size=(40, 512)).astype(np.float32)
+    hp = HyperParameters(hidden=4, seeds=2, max_epochs=50, patience=2)
+    early = fit_head(x, y, x[:10], y[:10], hp)
+    assert len(early.epochs) == 2 and all(1 <= e <= 50 for e in early.epochs)
+    assert fit_head(x, y, None, None, hp, epochs=(3, 5)).epochs == (3, 5)
+    with pytest.raises(ValueError, match="epoch count"):
+        fit_head(x, y, None, None, hp)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from worker.settings import EncoderKind
+from worker.training.data import DEFAULT_FEW_SHOT_WEIGHT
 
 DataOption = Annotated[
     list[Path],
@@ -48,6 +49,9 @@ def train(
     few_shot: Annotated[
         int, typer.Option("--few-shot", help="K examples per class from --few-shot-data (0 = zero-shot).")
     ] = 0,
+    few_shot_weight: Annotated[
+        int, typer.Option(help="Each few-shot example counts as this many training rows.")
+    ] = DEFAULT_FEW_SHOT_WEIGHT,
     labels: Annotated[
         str | None,
         typer.Option("--labels", help="Label set: comma-separated, or a file with one label per line."),
@@ -97,6 +101,14 @@ def train(
             help="Extra training texts per video, comma-separated: title_tags, title_description, title."
         ),
     ] = "",
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="After early stopping, calibration and the dev report, fit again on train + dev (each MLP "
+            "seed for its best epoch count) and ship that head. Not for SIB-200 style parallel data judged "
+            "on other languages' dev split: those are translations of the dev sentences fitted on."
+        ),
+    ] = False,
     seeds: Annotated[
         int, typer.Option(help="Heads trained with consecutive seeds and merged (logit mean).")
     ] = _hp_default("seeds"),
@@ -142,6 +154,8 @@ def train(
         text_max_chars,
         max_tokens,
         view_names,
+        refit,
+        few_shot_weight,
     )
     meta = run_training(request, encoder)
     typer.echo(

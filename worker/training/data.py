@@ -10,7 +10,7 @@ file has no splits, so `train` holds out a seeded, stratified share of it as dev
 Views (training augmentation): a video can also be learnt from other texts built from its
 metadata (e.g. without the description), since uploaders in other regions fill the fields
 differently. They ride along on the example (`Example.views`) so splits and few-shot samples
-keep a video's views together, and only the training side expands them (`with_views`).
+keep a video's views together, and only what is fitted on expands them (`with_views`).
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ def load_training_data(
 ) -> tuple[list[Example], list[Example]]:
     """(train, dev): SIB folders by split; JSON Lines split unless separate `dev_paths` are given.
 
-    Training videos carry their extra `views` (expand them with `with_views`); dev ones do not.
+    Videos carry their extra `views`: expand the training side with `with_views`; dev is scored
+    on its full texts only, and its views join the fit only in a refit on train + dev.
     """
     dev_paths = list(dev_paths)
     train: list[Example] = []
@@ -173,12 +174,17 @@ def load_training_data(
             else:
                 kept, held = split_holdout(rows, dev_fraction, seed)
                 train.extend(kept)
-                dev.extend(Example(ex.text, ex.labels, ex.group) for ex in held)
+                dev.extend(held)
         else:
             train.extend(read_sib_split(path, "train", max_chars))
             if not dev_paths:
                 dev.extend(read_sib_split(path, "dev", max_chars))
     return train, dev
+
+
+# A few dozen target-language rows among thousands barely move a regularised head: counted
+# 10 times each they do (docs/training.md, few-shot table).
+DEFAULT_FEW_SHOT_WEIGHT = 10
 
 
 def few_shot_sample(examples: Sequence[Example], k: int, seed: int) -> tuple[list[Example], list[Example]]:

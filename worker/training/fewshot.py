@@ -21,6 +21,7 @@ STARTER_LINEAR_WEIGHT = 1.0
 STARTER_TEXT_MAX_CHARS = 1024
 STARTER_MAX_TOKENS = 256
 STARTER_VIEWS = ("title_tags",)
+STARTER_REFIT = True
 
 
 def write_halves(target: Path, work: Path, seed: int) -> tuple[Path, Path]:
@@ -71,6 +72,7 @@ def main(
             STARTER_TEXT_MAX_CHARS,
             STARTER_MAX_TOKENS,
             STARTER_VIEWS,
+            STARTER_REFIT,
         )
         run_training(request, encoder)
         summary, _, _ = run_evaluation(work / f"k{k}", [eval_path], encoder)

@@ -101,30 +101,36 @@ def fit_one(
     x: np.ndarray,
     y: np.ndarray,
     w: np.ndarray,
-    dev_x: np.ndarray,
-    dev_y: np.ndarray,
     hp: HyperParameters,
     seed: int,
+    dev: tuple[np.ndarray, np.ndarray] | None = None,
+    epochs: int | None = None,
 ):
+    """(model, epochs): early stopping on `dev` (best weights, best epoch), or exactly `epochs` without dev."""
     import keras
 
     keras.utils.set_random_seed(seed)
     model = build_model(y.shape[1], hp)
     loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
     model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)
-    model.fit(
+    callbacks = [_EpochBar(epochs or hp.max_epochs, f"seed {seed}")]
+    if dev is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)
+        )
+    history = model.fit(
         x,
         y,
         sample_weight=w,
-        validation_data=(dev_x, dev_y),
+        validation_data=dev,
         batch_size=hp.batch_size,
-        epochs=hp.max_epochs,
+        epochs=epochs or hp.max_epochs,
         shuffle=True,
         verbose=0,
-        callbacks=[stop, _EpochBar(hp.max_epochs, f"seed {seed}")],
+        callbacks=callbacks,
     )
-    return model
+    losses = history.history.get("val_loss")
+    return model, int(np.argmin(losses)) + 1 if losses else len(history.epoch)
 
 
 def _named_weights(model) -> dict[str, np.ndarray]:
@@ -154,21 +160,41 @@ def merge_heads(
     return merged
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray, hp: HyperParameters):
+@dataclass(frozen=True)
+class FittedHead:
+    model: object  # keras.Model, merged and uncompiled
+    epochs: tuple[int, ...]  # each MLP seed's epoch count (its best on dev); empty when linear only
+
+
+def fit_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    dev_x: np.ndarray | None,
+    dev_y: np.ndarray | None,
+    hp: HyperParameters,
+    epochs: Sequence[int] = (),
+) -> FittedHead:
     """The merged (uncompiled, so no optimizer state is saved) head.
 
     Logits = (1 - linear_weight) * mean of the `hp.seeds` MLP heads' logits
            + linear_weight * the linear classifier's logits.
+    Each MLP seed stops early on dev, or, given `epochs` (a refit without dev), trains for its count.
     """
     from worker.training.linear import fit_linear, folded_units
 
+    dev = None if dev_x is None or dev_y is None else (dev_x, dev_y)
+    if dev is None and not epochs and hp.linear_weight < 1:
+        raise ValueError("an MLP head needs dev data to stop on, or the epoch count of each seed")
     parts: list[dict[str, np.ndarray]] = []
+    seed_epochs: list[int] = []
     bias = np.zeros(y.shape[1], np.float32)
     mlp_share = 1.0 - hp.linear_weight
     if mlp_share > 0:
         w = sample_weights(y, hp.class_weight_power)
         for i in range(hp.seeds):
-            named = _named_weights(fit_one(x, y, w, dev_x, dev_y, hp, hp.seed + i))
+            model, best = fit_one(x, y, w, hp, hp.seed + i, dev, epochs[i] if epochs else None)
+            seed_epochs.append(best)
+            named = _named_weights(model)
             named["scores/kernel"] = named["scores/kernel"] * mlp_share / hp.seeds
             bias += named["scores/bias"] * mlp_share / hp.seeds
             parts.append(named)
@@ -177,4 +203,4 @@ def fit_head(x: np.ndarray, y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray,
         epsilon = 1e-3  # keras BatchNormalization's default, used by build_model
         parts.append(folded_units(kernel, np.zeros_like(linear_bias), hp.linear_weight, epsilon))
         bias += hp.linear_weight * linear_bias
-    return merge_heads(y.shape[1], parts, bias, hp)
+    return FittedHead(merge_heads(y.shape[1], parts, bias, hp), tuple(seed_epochs))

@@ -14,6 +14,7 @@ from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, m
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
 from worker.training.data import (
+    DEFAULT_FEW_SHOT_WEIGHT,
     Example,
     few_shot_sample,
     fingerprint,
@@ -41,6 +42,8 @@ class TrainRequest:
     text_max_chars: int = DEFAULT_MAX_CHARS
     max_tokens: int | None = None  # None: the WORKER_MAX_TOKENS setting
     views: tuple[str, ...] = ()  # extra training texts per video (data.VIEWS)
+    refit: bool = False  # after calibrating on dev, fit again on train + dev (see run_training)
+    few_shot_weight: int = DEFAULT_FEW_SHOT_WEIGHT  # each few-shot example counts as this many rows
 
 
 class LazyEncoder:
@@ -99,22 +102,30 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
         pool = [ex for path in request.few_shot_data for ex in read_for_evaluation(path, chars)]
         shots, _ = few_shot_sample(pool, request.few_shot, hp.seed)
     labels = request.labels or label_set(train + dev)
-    train, dev = with_views(restrict_labels(train + shots, labels)), restrict_labels(dev, labels)
+    weighted_shots = shots * request.few_shot_weight
+    train, dev = with_views(restrict_labels(train + weighted_shots, labels)), restrict_labels(dev, labels)
     if not train or not dev:
         raise ValueError(f"need training and dev examples, got {len(train)} and {len(dev)}")
     cache = _cache(kind, request.max_tokens)
     x, y = cache.embed([e.text for e in train]), one_hot([e.labels for e in train], labels)
     dev_x, dev_y = cache.embed([e.text for e in dev]), one_hot([e.labels for e in dev], labels)
-    model = fit_head(x, y, dev_x, dev_y, hp)
-    dev_p = model.predict(dev_x, verbose=0)
+    fitted = fit_head(x, y, dev_x, dev_y, hp)
+    dev_p = fitted.model.predict(dev_x, verbose=0)
     thresholds = calibrate_thresholds(dev_p, dev_y)
     dev_results = score_groups(
         [e.group for e in dev], [labels[i] for i in dev_p.argmax(1)], [e.labels for e in dev], labels
     )
+    model, fitted_rows, fitted_y = fitted.model, train, y
+    if request.refit:
+        # Dev has chosen the epochs and thresholds and been scored; now its rows join the fit.
+        dev_rows = with_views(dev)
+        fitted_rows, fitted_y = train + dev_rows, np.concatenate([y, one_hot([e.labels for e in dev_rows], labels)])
+        x_all = np.concatenate([x, cache.embed([e.text for e in dev_rows])])
+        model = fit_head(x_all, fitted_y, None, None, hp, fitted.epochs).model
     meta = {
         "labels": list(labels),
         "thresholds": [round(float(t), 4) for t in thresholds],
-        "prior": [round(float(p), 6) for p in prior_of(y)],
+        "prior": [round(float(p), 6) for p in prior_of(fitted_y)],
         "encoder": {
             "name": cache.encoder.identity.name,
             "weights_sha256": cache.encoder.identity.weights_sha256,
@@ -126,17 +137,20 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
             "training_views": list(request.views),
         },
         "training_data": {
-            "fingerprint": fingerprint(train),
+            "fingerprint": fingerprint(fitted_rows),
             "dev_fingerprint": fingerprint(dev),
             "sources": [p.name for p in request.data],
             "few_shot": {
                 "k": request.few_shot,
+                "weight": request.few_shot_weight,
                 "sources": [p.name for p in request.few_shot_data],
                 "n": len(shots),
             },
-            "n_train": len(train),
+            "n_train": len(fitted_rows),
             "n_dev": len(dev),
-            "label_counts": dict(sorted(Counter(ex.labels[0] for ex in train).items())),
+            "refit_on_dev": request.refit,
+            "mlp_epochs": list(fitted.epochs),
+            "label_counts": dict(sorted(Counter(ex.labels[0] for ex in fitted_rows).items())),
         },
         "hyper_parameters": hp.as_dict(),
         "metrics": {"dev": {k: v for k, v in as_json("", dev_results).items() if k != "model_version"}},
