@@ -50,7 +50,7 @@ def train(
         int, typer.Option("--few-shot", help="K examples per class from --few-shot-data (0 = zero-shot).")
     ] = 0,
     few_shot_weight: Annotated[
-        int, typer.Option(help="Each few-shot example counts as this many training rows.")
+        int, typer.Option(min=1, help="Each few-shot example counts as this many training rows.")
     ] = DEFAULT_FEW_SHOT_WEIGHT,
     labels: Annotated[
         str | None,
