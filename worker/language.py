@@ -118,10 +118,6 @@ def detect_languages(texts: Sequence[str]) -> list[str]:
     return [found[start] for start in starts]
 
 
-def detect_language(text: str) -> str:
-    return detect_languages([text])[0]
-
-
 def languages_of(given: Sequence[str | None], texts: Sequence[str]) -> list[str]:
     """The uploader's language where given, else the detected one."""
     missing = [text for code, text in zip(given, texts, strict=True) if not code]

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker import language
-from worker.language import DETECTION_CHARS, detect_language, detect_languages, languages_of
+from worker.language import DETECTION_CHARS, detect_languages, languages_of
 from worker.text import build_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -30,7 +30,7 @@ def fixture_texts() -> list[str]:
     ("Главные события дня в России и мире", "ru"),
 ])
 def test_detects_the_language(text: str, code: str) -> None:
-    assert detect_language(text) == code
+    assert detect_languages([text]) == [code]
 
 
 def test_a_batch_gets_what_py3langid_gives_each_text() -> None:

@@ -113,7 +113,8 @@ def fit_one(
     model = build_model(y.shape[1], hp)
     loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
     model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss)
-    callbacks = [_EpochBar(epochs or hp.max_epochs, f"seed {seed}")]
+    epochs = epochs or hp.max_epochs
+    callbacks = [_EpochBar(epochs, f"seed {seed}")]
     if dev is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)
@@ -124,7 +125,7 @@ def fit_one(
         sample_weight=w,
         validation_data=dev,
         batch_size=hp.batch_size,
-        epochs=epochs or hp.max_epochs,
+        epochs=epochs,
         shuffle=True,
         verbose=0,
         callbacks=callbacks,
