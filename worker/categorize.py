@@ -53,8 +53,7 @@ def categorize_batch(
 
 def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
     batch, classifier = started.batch, started.classifier
-    probabilities = classifier.predict(embedded.vectors)
-    labelled = categorize(probabilities, classifier.labels, classifier.thresholds)
+    labelled = categorize(classifier.logits(embedded.vectors), classifier.labels, classifier.thresholds)
     now_ms = int(time.time() * 1000)
     languages = languages_of([u.event.language for u in batch], [u.text for u in batch])
     results = []

@@ -52,22 +52,32 @@ class Classifier:
     text_max_chars: int = 512
     max_tokens: int = 128
 
-    def predict(self, embeddings: np.ndarray) -> np.ndarray:
-        """float32 [n, L] sigmoid probabilities."""
-        hidden = _ACTIVATIONS[self.activation](
-            embeddings.astype(np.float32) @ self.hidden_kernel + self.hidden_bias
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """float32 [n, L]: rank labels on these, not on probabilities (float32 sigmoids tie at 1.0 past ~17)."""
+        return head_logits(
+            embeddings, self.hidden_kernel, self.hidden_bias, self.out_kernel, self.out_bias, self.activation
         )
-        logits = hidden @ self.out_kernel + self.out_bias
-        return (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).astype(np.float32)
+
+
+def head_logits(
+    x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, activation: str
+) -> np.ndarray:
+    """The folded head's forward pass (see `fold_head`)."""
+    return _ACTIVATIONS[activation](x.astype(np.float32) @ w1 + b1) @ w2 + b2
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """float32 probabilities of the logits."""
+    return (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).astype(np.float32)
 
 
 def categorize(
-    probabilities: np.ndarray, labels: Sequence[str], thresholds: np.ndarray
+    logits: np.ndarray, labels: Sequence[str], thresholds: np.ndarray
 ) -> list[tuple[tuple[str, float], ...]]:
-    """Per row: every label whose score reaches its threshold, best first; at least the top label."""
+    """Per row: every label whose probability reaches its threshold, best first; at least the top label."""
     rows: list[tuple[tuple[str, float], ...]] = []
-    for scores in probabilities:
-        order = np.argsort(-scores, kind="stable")
+    for row, scores in zip(logits, sigmoid(logits), strict=True):
+        order = np.argsort(-row, kind="stable")
         picked = [i for i in order if scores[i] >= thresholds[i]] or [order[0]]
         rows.append(tuple((labels[i], float(scores[i])) for i in picked))
     return rows

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.classify import IncompatibleModelError, categorize, load_classifier
+from worker.classify import IncompatibleModelError, categorize, load_classifier, sigmoid
 from worker.encoders.base import EncoderIdentity
 from worker.training.artifact import write_artifact
 from worker.training.head import HyperParameters, build_model
@@ -55,7 +55,7 @@ def test_numpy_predict_matches_keras(tmp_path: Path) -> None:
     x = np.random.default_rng(1).normal(size=(32, 512)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     expected = model.predict(x, verbose=0)
-    got = classifier.predict(x)
+    got = sigmoid(classifier.logits(x))
     assert got.dtype == np.float32 and got.shape == (32, 3)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert classifier.version == meta["version"]
@@ -84,13 +84,20 @@ def test_version_changes_with_weights_and_thresholds(tmp_path: Path) -> None:
 
 
 def test_categorize_keeps_labels_over_threshold_best_first() -> None:
-    probabilities = np.array([[0.6, 0.7, 0.1], [0.2, 0.1, 0.25], [0.9, 0.1, 0.35]], dtype=np.float32)
+    probabilities = np.array([[0.6, 0.7, 0.1], [0.2, 0.1, 0.25], [0.9, 0.1, 0.35]])
     thresholds = np.array([0.5, 0.5, 0.3], dtype=np.float32)
-    rows = categorize(probabilities, LABELS, thresholds)
+    rows = categorize(np.log(probabilities / (1 - probabilities)), LABELS, thresholds)
     assert [label for label, _ in rows[0]] == ["Sports", "Music"]
     assert [label for label, _ in rows[1]] == ["Gaming"]  # nothing passes: the top label alone
     assert [label for label, _ in rows[2]] == ["Music", "Gaming"]
     assert rows[0][0][1] == pytest.approx(0.7)
+
+
+def test_categorize_ranks_on_logits_where_probabilities_saturate() -> None:
+    """float32 sigmoids of 20 and 25 are both 1.0: the order must come from the logits."""
+    rows = categorize(np.array([[20.0, 25.0, -3.0]], dtype=np.float32), LABELS, np.full(3, 0.5, np.float32))
+    assert [label for label, _ in rows[0]] == ["Sports", "Music"]
+    assert [score for _, score in rows[0]] == [1.0, 1.0]  # reported as probabilities
 
 
 def test_linear_classifier_folds_into_the_served_head(tmp_path: Path) -> None:
@@ -108,16 +115,37 @@ def test_linear_classifier_folds_into_the_served_head(tmp_path: Path) -> None:
     save(fit_head(x, y, x[:30], y[:30], hp).model, tmp_path / "linear")
     classifier = load_classifier(tmp_path / "linear", IDENTITY)
     kernel, bias = fit_linear(x, y, 0.03)
-    probabilities = classifier.predict(x)
-    np.testing.assert_allclose(
-        np.log(probabilities / (1 - probabilities)), linear_logits(x, kernel, bias), atol=1e-3
-    )
-    assert np.mean(probabilities.argmax(1) == y.argmax(1)) > 0.9  # it learnt the clusters
+    logits = classifier.logits(x)
+    np.testing.assert_allclose(logits, linear_logits(x, kernel, bias), atol=1e-3)
+    assert np.mean(logits.argmax(1) == y.argmax(1)) > 0.9  # it learnt the clusters
 
     blended = fit_head(
         x, y, x[:30], y[:30], HyperParameters(hidden=8, seeds=1, max_epochs=3, linear_weight=0.5)
     ).model
     assert blended.get_layer("hidden").get_weights()[0].shape == (512, 8 + 2 * 3)
+
+
+def test_kernel_votes_fold_into_the_served_head(tmp_path: Path) -> None:
+    """kernel_weight adds each training row's vote, weight * relu(cosine - threshold), to its
+    labels' logits; a repeated row is one hidden unit whose vote counts every copy."""
+    from worker.training.head import fit_head
+    from worker.training.linear import fit_linear, linear_logits
+
+    rng = np.random.default_rng(5)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 60)]
+    x = rng.normal(size=(60, 512)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x, y = np.concatenate([x, x[:1], x[:1]]), np.concatenate([y, y[:1], y[:1]])  # row 0 three times
+    hp = HyperParameters(seeds=1, linear_weight=1.0, kernel_weight=2.0, kernel_threshold=0.05)
+    save(fit_head(x, y, None, None, hp).model, tmp_path / "kernel")
+    classifier = load_classifier(tmp_path / "kernel", IDENTITY)
+    assert classifier.hidden_kernel.shape == (512, 2 * 3 + 60)
+
+    queries = x[:5] + rng.normal(0, 0.02, (5, 512)).astype(np.float32)
+    votes = np.maximum(queries @ x.T - 0.05, 0) @ y
+    expected = linear_logits(queries, *fit_linear(x, y, 0.03)) + 2.0 * votes
+    np.testing.assert_allclose(classifier.logits(queries), expected, atol=1e-3)
+    assert votes[0, y[0].argmax()] > 2.5  # row 0's three copies vote for its label
 
 
 def test_a_refit_without_dev_trains_each_seed_for_its_given_epochs() -> None:

@@ -3,8 +3,11 @@
 import json
 import shlex
 
+import pytest
+
 from worker.cli import app
 from worker.settings import REPO_ROOT, Settings
+from worker.training.head import HyperParameters
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -25,13 +28,25 @@ def test_the_two_commands_come_first() -> None:
     assert "make run" in first_block and "make test" in first_block
 
 
-def test_the_starter_retraining_command_is_the_one_the_shipped_starter_records() -> None:
-    command = README.split("--out models/starter", 1)[1].split("\npython", 1)[0].replace("\\\n", " ")
-    options = shlex.split(command.split("```", 1)[0])
-    meta = json.loads((REPO_ROOT / "models/starter/model.json").read_text())
-    value = dict(zip(options, options[1:], strict=False))  # option -> the word after it
-    assert int(value["--text-max-chars"]) == meta["text"]["max_chars"]
-    assert int(value["--max-tokens"]) == meta["encoder"]["max_tokens"]
-    assert value["--views"].split(",") == meta["text"]["training_views"]
-    assert float(value["--linear-weight"]) == meta["hyper_parameters"]["linear_weight"]
+def readme_training_options(model: str) -> dict[str, str | None]:
+    """The README's `train ... --out models/<model> ...` command: option -> its value (None for a flag)."""
+    command = README.split(f"--out models/{model}", 1)[1].split("\npython", 1)[0].split("```", 1)[0]
+    words = shlex.split(command.replace("\\\n", " "))
+    return {w: (words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else None)
+            for i, w in enumerate(words) if w.startswith("--")}
+
+
+@pytest.mark.parametrize("model", ["starter", "sib200"])
+def test_the_retraining_commands_are_the_ones_the_shipped_models_record(model: str) -> None:
+    options = readme_training_options(model)
+    meta = json.loads((REPO_ROOT / f"models/{model}/model.json").read_text())
+    hyper_parameters = meta["hyper_parameters"]
+    given = {o[2:].replace("-", "_"): v for o, v in options.items() if o[2:].replace("-", "_") in hyper_parameters}
+    assert given, "no hyper-parameter option found in the README command"
+    for name, value in given.items():
+        assert float(value) == hyper_parameters[name], name
+    defaults = {k: v for k, v in HyperParameters().as_dict().items() if k not in given}
+    assert {k: hyper_parameters[k] for k in defaults} == defaults  # what the README leaves out is the default
+    assert int(options.get("--text-max-chars") or 512) == meta["text"]["max_chars"]
+    assert (options.get("--views") or "").split(",") == (meta["text"]["training_views"] or [""])
     assert ("--refit" in options) == meta["training_data"]["refit_on_dev"]

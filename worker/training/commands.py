@@ -85,6 +85,13 @@ def train(
     linear_l2: Annotated[float, typer.Option(help="L2 penalty of that linear classifier.")] = _hp_default(
         "linear_l2"
     ),
+    kernel_weight: Annotated[
+        float,
+        typer.Option(help="Each training row adds this * relu(cosine - threshold) to its labels' logits; 0 = off."),
+    ] = _hp_default("kernel_weight"),
+    kernel_threshold: Annotated[
+        float, typer.Option(help="Cosine similarity below which a training row does not vote.")
+    ] = _hp_default("kernel_threshold"),
     label_smoothing: Annotated[
         float, typer.Option(help="Label smoothing of the binary cross-entropy targets.")
     ] = _hp_default("label_smoothing"),
@@ -135,6 +142,8 @@ def train(
         label_smoothing=label_smoothing,
         linear_weight=linear_weight,
         linear_l2=linear_l2,
+        kernel_weight=kernel_weight,
+        kernel_threshold=kernel_threshold,
         seeds=seeds,
         seed=seed,
     )

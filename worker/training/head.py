@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from worker.encoders.base import EMBEDDING_DIM
 
+_NORM_EPSILON = 1e-3  # the head's BatchNormalization epsilon
+
 
 @dataclass(frozen=True)
 class HyperParameters:
@@ -36,6 +38,10 @@ class HyperParameters:
     # into the head (worker/training/linear.py); 1 = linear only, 0 = MLP seeds only.
     linear_weight: float = 0.0
     linear_l2: float = 0.03
+    # Votes of the training rows a query is close to, added to the logits (worker/training/kernel.py):
+    # each row adds kernel_weight * relu(cosine - kernel_threshold) to its labels' logits; 0 = off.
+    kernel_weight: float = 0.0
+    kernel_threshold: float = 0.3
     seeds: int = 2
     seed: int = 13
 
@@ -69,7 +75,7 @@ def build_model(n_labels: int, hp: HyperParameters, hidden: int | None = None): 
     x = keras.layers.Dense(
         hidden or hp.hidden, activation="relu", kernel_regularizer=keras.regularizers.l2(hp.l2), name="hidden"
     )(x)
-    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = keras.layers.BatchNormalization(epsilon=_NORM_EPSILON, name="norm")(x)
     x = keras.layers.Dropout(hp.dropout, name="dropout")(x)
     penalty = keras.regularizers.l2(hp.l2_output) if hp.l2_output else None
     outputs = keras.layers.Dense(n_labels, activation="sigmoid", kernel_regularizer=penalty, name="scores")(x)
@@ -161,6 +167,20 @@ def merge_heads(
     return merged
 
 
+def served_logits(model, x: np.ndarray) -> np.ndarray:
+    """The logits the worker computes for `x` with this head (folded as worker.classify folds it)."""
+    from worker.classify import fold_head, head_logits
+
+    hidden, norm, scores = (model.get_layer(name) for name in ("hidden", "norm", "scores"))
+    folded = fold_head(
+        {
+            "dense": [(hidden.get_config(), hidden.get_weights()), (scores.get_config(), scores.get_weights())],
+            "norm": (norm.get_config(), norm.get_weights()),
+        }
+    )
+    return head_logits(x, *folded)
+
+
 @dataclass(frozen=True)
 class FittedHead:
     model: object  # keras.Model, merged and uncompiled
@@ -178,9 +198,11 @@ def fit_head(
     """The merged (uncompiled, so no optimizer state is saved) head.
 
     Logits = (1 - linear_weight) * mean of the `hp.seeds` MLP heads' logits
-           + linear_weight * the linear classifier's logits.
+           + linear_weight * the linear classifier's logits
+           + kernel_weight * the training rows' votes (when kernel_weight > 0).
     Each MLP seed stops early on dev, or, given `epochs` (a refit without dev), trains for its count.
     """
+    from worker.training.kernel import kernel_units
     from worker.training.linear import fit_linear, folded_units
 
     dev = None if dev_x is None or dev_y is None else (dev_x, dev_y)
@@ -201,7 +223,20 @@ def fit_head(
             parts.append(named)
     if hp.linear_weight > 0:
         kernel, linear_bias = fit_linear(x, y, hp.linear_l2)
-        epsilon = 1e-3  # keras BatchNormalization's default, used by build_model
-        parts.append(folded_units(kernel, np.zeros_like(linear_bias), hp.linear_weight, epsilon))
+        parts.append(with_identity_norm(folded_units(kernel, np.zeros_like(linear_bias), hp.linear_weight)))
         bias += hp.linear_weight * linear_bias
+    if hp.kernel_weight > 0:
+        parts.append(with_identity_norm(kernel_units(x, y, hp.kernel_weight, hp.kernel_threshold)))
     return FittedHead(merge_heads(y.shape[1], parts, bias, hp), tuple(seed_epochs))
+
+
+def with_identity_norm(units: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Hidden units fitted outside Keras, behind an inference-mode BatchNorm that leaves them as they are."""
+    n = units["hidden/bias"].shape[0]
+    return {
+        **units,
+        "norm/gamma": np.ones(n, np.float32),
+        "norm/beta": np.zeros(n, np.float32),
+        "norm/moving_mean": np.zeros(n, np.float32),
+        "norm/moving_variance": np.full(n, 1.0 - _NORM_EPSILON, np.float32),
+    }

@@ -5,8 +5,8 @@ other languages; a multinomial logistic regression with a strong L2 penalty tran
 better (dev_BR, docs/training.md). It is fitted here in numpy (full-batch Adam, seeded by
 nothing: it starts from zeros, so it is deterministic) and folded into the head's shape,
 so the worker still serves one `Dense(relu) -> BatchNorm -> Dense(sigmoid)` head: a linear
-logit `z` is `relu(z) - relu(-z)`, i.e. two hidden units per label with an identity
-BatchNorm and output weights +1 / -1.
+logit `z` is `relu(z) - relu(-z)`, i.e. two hidden units per label with output weights
++1 / -1 (behind an identity BatchNorm).
 """
 
 from __future__ import annotations
@@ -45,16 +45,11 @@ def linear_logits(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x @ w + b
 
 
-def folded_units(w: np.ndarray, b: np.ndarray, weight: float, epsilon: float) -> dict[str, np.ndarray]:
-    """Hidden/BatchNorm/output parameters of 2L relu units computing `weight * (x @ w + b)`."""
-    n_labels = w.shape[1]
-    eye = np.eye(n_labels, dtype=np.float32)
+def folded_units(w: np.ndarray, b: np.ndarray, weight: float) -> dict[str, np.ndarray]:
+    """Hidden and output parameters of 2L relu units computing `weight * (x @ w + b)`."""
+    eye = np.eye(w.shape[1], dtype=np.float32)
     return {
         "hidden/kernel": np.concatenate([w, -w], axis=1),
         "hidden/bias": np.concatenate([b, -b]),
-        "norm/gamma": np.ones(2 * n_labels, np.float32),
-        "norm/beta": np.zeros(2 * n_labels, np.float32),
-        "norm/moving_mean": np.zeros(2 * n_labels, np.float32),
-        "norm/moving_variance": np.full(2 * n_labels, 1.0 - epsilon, np.float32),  # identity BatchNorm
         "scores/kernel": weight * np.concatenate([eye, -eye], axis=0),
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.classify import load_classifier
+from worker.classify import load_classifier, sigmoid
 from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
@@ -24,7 +24,7 @@ from worker.training.data import (
     with_views,
 )
 from worker.training.embed_cache import EmbeddingCache
-from worker.training.head import HyperParameters, fit_head, one_hot
+from worker.training.head import HyperParameters, fit_head, one_hot, served_logits
 from worker.training.metrics import calibrate_thresholds
 from worker.training.report import GroupResult, as_json, score_groups
 
@@ -110,10 +110,10 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
     x, y = cache.embed([e.text for e in train]), one_hot([e.labels for e in train], labels)
     dev_x, dev_y = cache.embed([e.text for e in dev]), one_hot([e.labels for e in dev], labels)
     fitted = fit_head(x, y, dev_x, dev_y, hp)
-    dev_p = fitted.model.predict(dev_x, verbose=0)
-    thresholds = calibrate_thresholds(dev_p, dev_y)
+    dev_logits = served_logits(fitted.model, dev_x)
+    thresholds = calibrate_thresholds(sigmoid(dev_logits), dev_y)
     dev_results = score_groups(
-        [e.group for e in dev], [labels[i] for i in dev_p.argmax(1)], [e.labels for e in dev], labels
+        [e.group for e in dev], [labels[i] for i in dev_logits.argmax(1)], [e.labels for e in dev], labels
     )
     model, fitted_rows, fitted_y = fitted.model, train, y
     if request.refit:
@@ -167,8 +167,8 @@ def run_evaluation(
     # The texts and token budget the model was trained with: what the worker must serve it with.
     cache = _cache(kind, classifier.max_tokens)
     examples = [ex for path in paths for ex in read_for_evaluation(path, classifier.text_max_chars)]
-    probabilities = classifier.predict(cache.embed([e.text for e in examples]))
-    predicted = [classifier.labels[i] for i in probabilities.argmax(1)]
+    logits = classifier.logits(cache.embed([e.text for e in examples]))
+    predicted = [classifier.labels[i] for i in logits.argmax(1)]
     results = score_groups(
         [e.group for e in examples], predicted, [e.labels for e in examples], classifier.labels
     )
