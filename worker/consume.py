@@ -3,7 +3,7 @@
 Auto-commit and auto offset store are off: offsets are committed explicitly by the loop,
 only up to what `commit.OffsetTracker` says is done.
 
-`Inbox.close` leaves the group only once the member's join has settled (see its docstring).
+`Inbox.close` leaves the group only once the group is seen at rest (see its docstring).
 """
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
-# How long a stopping member keeps serving the group for its pending join to be answered. A round
+# How long a stopping member keeps serving the group, waiting for it to come to rest. A round
 # ends only when every member has rejoined: with a killed member awaiting its session timeout and
 # restarted replicas joining after their model load (10-20 s on a busy node), the chaos test saw
 # waits of 11 s, and 15 s proved too short on CI. Within the pod's 60 s termination grace period.
 SETTLE_BEFORE_LEAVE_S = 40.0
+
+
+def heartbeat_interval_ms(settings: Settings) -> int:
+    return max(500, settings.kafka_session_timeout_ms // 4)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -36,7 +40,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
-        "heartbeat.interval.ms": max(500, settings.kafka_session_timeout_ms // 4),
+        "heartbeat.interval.ms": heartbeat_interval_ms(settings),
         # The loop polls at least every batch (about a second), so 45 s is ample. (It also bounds a
         # rebalance, but did not cure the Tansu stall where a replica idled for minutes: that was a
         # member leaving mid-join, see `Inbox.close`.)
@@ -79,6 +83,10 @@ class Inbox:
         # False from subscribe (and from each eager revoke) until the group answers with an
         # assignment, possibly empty: while False, a JoinGroup of ours may be pending.
         self._join_settled = False
+        # Two heartbeats: at least one answered after `close` starts, which is how a member learns
+        # that another member's join has opened a round.
+        self._quiet_before_leave_s = 2 * heartbeat_interval_ms(settings) / 1000
+        self._last_group_change = -float("inf")
 
     def _stats(self, stats_json: str) -> None:
         brokers = json.loads(stats_json).get("brokers", {})
@@ -99,6 +107,7 @@ class Inbox:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._join_settled = True
+        self._last_group_change = time.monotonic()
         tps = [(p.topic, p.partition) for p in partitions]
         self.assignment.update(tps)
         self._on_assign(tps)
@@ -106,6 +115,7 @@ class Inbox:
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         self._join_settled = False  # eager protocol: a revoke is followed by a new JoinGroup
+        self._last_group_change = time.monotonic()
         self._on_revoke(tps)
         self.assignment.difference_update(tps)
 
@@ -158,20 +168,28 @@ class Inbox:
         return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
-        """Leave the group, but not in the middle of a join.
+        """Leave the group, but only when no join round is open: neither ours nor another member's.
 
-        Tansu 0.6 keeps a member that sends LeaveGroup while its JoinGroup is still pending as
-        the group's leader forever: every later member is told to follow it, its SyncGroup times
-        out with REBALANCE_IN_PROGRESS, and the group never consumes again (docs/reliability.md,
-        "Tansu notes"). So when no assignment has answered our latest join, keep serving the
-        group (bounded) until one does; messages fetched meanwhile are dropped uncommitted.
+        Tansu 0.6 keeps a member that sends LeaveGroup while a join round is open as the group's
+        leader forever: every later member is told to follow it, its SyncGroup times out with
+        REBALANCE_IN_PROGRESS, and the group never consumes again (docs/reliability.md, "Tansu
+        notes"). The round may be our own pending JoinGroup, or one a newcomer opened that our
+        heartbeat has not reported yet. So keep serving the group (bounded) until our latest join
+        has been answered and two heartbeats have passed since close began without the group
+        changing; messages fetched meanwhile are dropped uncommitted.
         """
-        if self._subscribed and not self._join_settled:
+        if self._subscribed:
             started = time.monotonic()
             deadline = started + SETTLE_BEFORE_LEAVE_S
-            while not self._join_settled and time.monotonic() < deadline:
+            while not self._at_rest(since=started) and time.monotonic() < deadline:
                 self._consumer.poll(0.2)
-            report = log.info if self._join_settled else log.warning
-            report("leave_after_join_settled", settled=self._join_settled,
-                   waited_s=round(time.monotonic() - started, 1))
+            waited_s = round(time.monotonic() - started, 1)
+            if self._at_rest(since=started):
+                log.info("leave_after_group_at_rest", waited_s=waited_s)
+            else:
+                log.warning("leave_before_group_at_rest", join_settled=self._join_settled, waited_s=waited_s)
         self._consumer.close()
+
+    def _at_rest(self, since: float) -> bool:
+        quiet_since = max(since, self._last_group_change)
+        return self._join_settled and time.monotonic() - quiet_since >= self._quiet_before_leave_s
