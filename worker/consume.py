@@ -3,7 +3,7 @@
 Auto-commit and auto offset store are off: offsets are committed explicitly by the loop,
 only up to what `commit.OffsetTracker` says is done.
 
-`Inbox.close` leaves the group only once the group is seen at rest (see its docstring).
+`Inbox.close` leaves the group only once the coordinator describes it as Stable (see its docstring).
 """
 
 from __future__ import annotations
@@ -14,22 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from worker.records import SourceRef
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
-# How long a stopping member keeps serving the group, waiting for it to come to rest. A round
+# How long a stopping member keeps serving the group, waiting for it to be Stable. A round
 # ends only when every member has rejoined: with a killed member awaiting its session timeout and
 # restarted replicas joining after their model load (10-20 s on a busy node), the chaos test saw
 # waits of 11 s, and 15 s proved too short on CI. Within the pod's 60 s termination grace period.
 SETTLE_BEFORE_LEAVE_S = 40.0
-
-
-def heartbeat_interval_ms(settings: Settings) -> int:
-    return max(500, settings.kafka_session_timeout_ms // 4)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -40,7 +37,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
-        "heartbeat.interval.ms": heartbeat_interval_ms(settings),
+        "heartbeat.interval.ms": max(500, settings.kafka_session_timeout_ms // 4),
         # The loop polls at least every batch (about a second), so 45 s is ample. (It also bounds a
         # rebalance, but did not cure the Tansu stall where a replica idled for minutes: that was a
         # member leaving mid-join, see `Inbox.close`.)
@@ -75,6 +72,8 @@ class Inbox:
         self._brokers_up = True
         self._consumer = Consumer({**consumer_config(settings), "stats_cb": self._stats, "error_cb": self._error})
         self._topic = settings.worker_input_topic
+        self._group_id = settings.worker_group_id
+        self._admin_config = settings.kafka_common()
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self.assignment: set[tuple[str, int]] = set()
@@ -83,10 +82,6 @@ class Inbox:
         # False from subscribe (and from each eager revoke) until the group answers with an
         # assignment, possibly empty: while False, a JoinGroup of ours may be pending.
         self._join_settled = False
-        # Two heartbeats: at least one answered after `close` starts, which is how a member learns
-        # that another member's join has opened a round.
-        self._quiet_before_leave_s = 2 * heartbeat_interval_ms(settings) / 1000
-        self._last_group_change = -float("inf")
 
     def _stats(self, stats_json: str) -> None:
         brokers = json.loads(stats_json).get("brokers", {})
@@ -107,7 +102,6 @@ class Inbox:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._join_settled = True
-        self._last_group_change = time.monotonic()
         tps = [(p.topic, p.partition) for p in partitions]
         self.assignment.update(tps)
         self._on_assign(tps)
@@ -115,7 +109,6 @@ class Inbox:
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         self._join_settled = False  # eager protocol: a revoke is followed by a new JoinGroup
-        self._last_group_change = time.monotonic()
         self._on_revoke(tps)
         self.assignment.difference_update(tps)
 
@@ -174,22 +167,30 @@ class Inbox:
         leader forever: every later member is told to follow it, its SyncGroup times out with
         REBALANCE_IN_PROGRESS, and the group never consumes again (docs/reliability.md, "Tansu
         notes"). The round may be our own pending JoinGroup, or one a newcomer opened that our
-        heartbeat has not reported yet. So keep serving the group (bounded) until our latest join
-        has been answered and two heartbeats have passed since close began without the group
-        changing; messages fetched meanwhile are dropped uncommitted.
+        heartbeat has not reported yet; the coordinator knows at once, so ask it (DescribeGroups).
+        Keep serving the group (bounded) until our latest join has been answered and the group is
+        Stable; messages fetched meanwhile are dropped uncommitted.
         """
         if self._subscribed:
             started = time.monotonic()
-            deadline = started + SETTLE_BEFORE_LEAVE_S
-            while not self._at_rest(since=started) and time.monotonic() < deadline:
+            admin = AdminClient(self._admin_config)
+            state = self._state_before_leaving(admin)
+            while state is not ConsumerGroupState.STABLE and time.monotonic() < started + SETTLE_BEFORE_LEAVE_S:
                 self._consumer.poll(0.2)
-            waited_s = round(time.monotonic() - started, 1)
-            if self._at_rest(since=started):
-                log.info("leave_after_group_at_rest", waited_s=waited_s)
-            else:
-                log.warning("leave_before_group_at_rest", join_settled=self._join_settled, waited_s=waited_s)
+                state = self._state_before_leaving(admin)
+            report = log.info if state is ConsumerGroupState.STABLE else log.warning
+            report("leave_group", state=state.name, join_settled=self._join_settled,
+                   waited_s=round(time.monotonic() - started, 1))
         self._consumer.close()
 
-    def _at_rest(self, since: float) -> bool:
-        quiet_since = max(since, self._last_group_change)
-        return self._join_settled and time.monotonic() - quiet_since >= self._quiet_before_leave_s
+    def _state_before_leaving(self, admin: AdminClient) -> ConsumerGroupState:
+        """The group's state as the coordinator describes it, once our own join has been answered
+        (UNKNOWN before that). A broker that cannot describe the group is taken at its word: STABLE."""
+        if not self._join_settled:
+            return ConsumerGroupState.UNKNOWN
+        try:
+            future = admin.describe_consumer_groups([self._group_id], request_timeout=5)[self._group_id]
+            return future.result().state
+        except Exception as error:  # noqa: BLE001 - never a reason to hold a stopping worker for 40 s
+            log.warning("describe_group_failed", error=str(error))
+            return ConsumerGroupState.STABLE

@@ -2,10 +2,10 @@
 
 Tansu 0.6 keeps a member that sends LeaveGroup while a join round is open as the group's leader
 for good (docs/reliability.md, "Tansu notes"); `Inbox.close` therefore leaves only once its own
-join is answered and two heartbeats have shown no new round. Two ways a round is open at close:
-the member's own rejoin is pending (closed right after its revoke), or a newcomer's join is pending
-and the member, long settled, has not heard of it yet. Either way the newcomer must then get every
-partition.
+join is answered and the coordinator describes the group as Stable. Two ways a round is open at
+close: the member's own rejoin is pending (closed right after its revoke), or a newcomer's join is
+pending and the member, long settled, has not heard of it yet. Either way the newcomer must then
+get every partition.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_member_closed_during_a_newcomers_join_leaves_a_working_group(
         started = time.monotonic()
         while time.monotonic() - started < 0.5:  # the newcomer's JoinGroup reaches the coordinator
             newcomer.poll(1, 0.05)
-        leaver.close()  # settled since long: only a heartbeat can tell it that a round is open
+        leaver.close()  # settled since long: its heartbeat has not told it of the round yet
         poll_until(newcomer, lambda: len(newcomer.assignment) == PARTITIONS, 40,
                    "newcomer owns every partition after the other member left")
     finally:
