@@ -185,7 +185,7 @@ class Inbox:
 
     def _state_before_leaving(self, admin: AdminClient) -> ConsumerGroupState:
         """The group's state as the coordinator describes it, once our own join has been answered
-        (UNKNOWN before that). A broker that cannot describe the group is taken at its word: STABLE."""
+        (UNKNOWN before that). Where the broker cannot describe the group, it is assumed STABLE."""
         if not self._join_settled:
             return ConsumerGroupState.UNKNOWN
         try:
