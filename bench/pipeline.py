@@ -1,7 +1,8 @@
 """End-to-end benchmark: one worker (a `python -m worker run` subprocess) against the local broker and Redis.
 
 Phases, each on fresh texts unless said otherwise:
-1. encoder_only_per_s: the same texts through the encoder alone, same batch size, in this process.
+1. encoder_only_per_s: the same uploads' texts (and the head's embed views) through the encoder alone, same
+   batch size, in this process.
 2. events_per_s: N events pre-produced, the worker started; timed from its readiness to the last output.
 3. cache_hit_events_per_s: the same texts again under new video ids (worker restarted, pre-produced).
 4. latency: a paced producer at half the measured throughput; p50/p95/p99 of output receive time
@@ -44,7 +45,7 @@ from worker.readback import high_watermarks, read_records
 from worker.records import VideoUploaded
 from worker.sample import SAMPLES, produce_uploads
 from worker.settings import Settings
-from worker.text import build_text
+from worker.text import build_text, build_views
 from worker.topics import ensure_topics, worker_topics
 
 SHARED_YOUTUBE = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data")) / "youtube"
@@ -131,16 +132,25 @@ def timed_drain(settings: Settings, env: dict[str, str], port: int, uploads: lis
 
 
 def encoder_only(settings: Settings, uploads: list[VideoUploaded]) -> float:
+    """Uploads per second through the encoder alone: each batch's full texts and the head's embed views."""
+    from worker.classify import load_classifier
     from worker.encoders import load_encoder
 
     encoder = load_encoder(settings)
-    texts = [build_text(u.title, u.tags, u.description, settings.worker_text_max_chars) for u in uploads]
-    encoder.encode(texts[: settings.worker_batch_max_size])  # warm-up: graph tracing, thread pools
+    views = load_classifier(settings.worker_model_dir, encoder.identity).embed_views
+    chars = settings.worker_text_max_chars
+
+    def texts_of(batch: list[VideoUploaded]) -> list[str]:
+        full = [build_text(u.title, u.tags, u.description, chars) for u in batch]
+        return full + [v for u, text in zip(batch, full, strict=True)
+                       for v in build_views(u.title, u.tags, u.description, views, text, chars)]
+
     size = settings.worker_batch_max_size
+    encoder.encode(texts_of(uploads[:size]))  # warm-up: graph tracing, thread pools
     started = time.perf_counter()
-    for i in range(0, len(texts), size):
-        encoder.encode(texts[i:i + size])
-    return len(texts) / (time.perf_counter() - started)
+    for i in range(0, len(uploads), size):
+        encoder.encode(texts_of(uploads[i:i + size]))
+    return len(uploads) / (time.perf_counter() - started)
 
 
 def paced_latencies(settings: Settings, env: dict[str, str], port: int, uploads: list[VideoUploaded],

@@ -1,8 +1,8 @@
 """Batch: gather uploads into one embedding call.
 
-A batch closes on whichever comes first: `max_size` events, `max_chars` characters of text
-(a proxy for the encoder's token work), or its oldest event having waited `max_wait_s`.
-Every upload keeps its receive time, so the wait rule is exact. Pure logic: time is passed in.
+A batch closes on whichever comes first: `max_size` events, `max_chars` characters of
+encoder text (a proxy for its token work; embed views count), or its oldest event having
+waited `max_wait_s`. Every upload keeps its receive time, so the wait rule is exact. Pure logic: time is passed in.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Batcher:
 
     def add(self, upload: Upload) -> None:
         self._items.append(upload)
-        self._chars += len(upload.text)
+        self._chars += upload.encoder_chars
 
     def is_full(self) -> bool:
         return len(self._items) >= self.max_size or self._chars >= self.max_chars
@@ -45,10 +45,10 @@ class Batcher:
         """Up to `max_size` events and `max_chars` characters (always at least one), oldest first."""
         count, chars = 0, 0
         for upload in self._items[: self.max_size]:
-            if count and chars + len(upload.text) > self.max_chars:
+            if count and chars + upload.encoder_chars > self.max_chars:
                 break
             count += 1
-            chars += len(upload.text)
+            chars += upload.encoder_chars
         batch, self._items = self._items[:count], self._items[count:]
         self._chars -= chars
         return batch

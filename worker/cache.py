@@ -4,7 +4,9 @@ Key layout (`<ns>` names what an embedding depends on: the encoder, its weights 
 token budget, e.g. `use-multilingual-v3-cnn@55462a18/t256`):
 
     vc:emb:<ns>:text:<sha256 of the model text, hex>   a repeated text is not embedded twice
-    vc:emb:<ns>:video:<video_id>                        what the recommender reads
+    vc:emb:<ns>:video:<video_id>                        what the recommender reads: the embedding
+                                                        the head scored (with embed views, the
+                                                        mean of the upload's texts')
 
 Value: the 512 float32 of the L2-normalised embedding, little-endian, 2048 bytes
 (`numpy.frombuffer(value, dtype="<f4")`). Both keys expire after `WORKER_CACHE_TTL_S`.
@@ -86,16 +88,19 @@ class EmbeddingCache:
             return [None] * len(texts)
         return [None if v is None else np.frombuffer(v, dtype=EMBEDDING_DTYPE) for v in values]
 
-    def put_many(self, texts: Sequence[str | None], video_ids: Sequence[str], embeddings: np.ndarray) -> bool:
-        """Store each embedding under its video key, and under its text key where the text is given."""
+    def put_many(
+        self, texts: Sequence[str], text_embeddings: np.ndarray, video_ids: Sequence[str], video_embeddings: np.ndarray
+    ) -> bool:
+        """Store each text's embedding under its text key and each video's under its video key."""
         if self._client is None:
             return False
         pipe = self._client.pipeline(transaction=False)
-        for text, video_id, row in zip(texts, video_ids, embeddings, strict=True):
-            value = np.ascontiguousarray(row, dtype=EMBEDDING_DTYPE).tobytes()
-            if text is not None:
-                pipe.set(text_key(self.namespace, text), value, ex=self._ttl_s)
-            pipe.set(video_key(self.namespace, video_id), value, ex=self._ttl_s)
+        for keys, rows in (
+            ([text_key(self.namespace, t) for t in texts], text_embeddings),
+            ([video_key(self.namespace, v) for v in video_ids], video_embeddings),
+        ):
+            for key, row in zip(keys, rows, strict=True):
+                pipe.set(key, np.ascontiguousarray(row, dtype=EMBEDDING_DTYPE).tobytes(), ex=self._ttl_s)
         try:
             pipe.execute()
         except redis.RedisError as error:

@@ -39,7 +39,8 @@ class StartedBatch:
 def start_batch(batch: Sequence[Upload], encoder: Encoder, cache: EmbeddingCache, classifier: Classifier,
                 executor: Executor | None = None) -> StartedBatch:
     started = time.perf_counter()
-    job = EmbeddingJob([u.text for u in batch], [u.event.video_id for u in batch], encoder, cache, executor)
+    job = EmbeddingJob([u.text for u in batch], [u.event.video_id for u in batch], encoder, cache, executor,
+                       [u.embed_with for u in batch])
     return StartedBatch(batch, classifier, job, started)
 
 

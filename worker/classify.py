@@ -51,6 +51,8 @@ class Classifier:
     # the worker should build and embed texts with the same ones.
     text_max_chars: int = 512
     max_tokens: int = 128
+    # Views (worker.text.VIEWS) whose embeddings are averaged with the full text's (model.json).
+    embed_views: tuple[str, ...] = ()
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """float32 [n, L]: rank labels on these, not on probabilities (float32 sigmoids tie at 1.0 past ~17)."""
@@ -166,4 +168,5 @@ def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
         activation=activation,
         text_max_chars=int(meta.get("text", {}).get("max_chars", 512)),
         max_tokens=int(meta["encoder"].get("max_tokens", 128)),
+        embed_views=tuple(meta.get("text", {}).get("embed_views", ())),
     )

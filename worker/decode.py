@@ -21,7 +21,7 @@ from typing import Any
 
 from worker.avro import AvroSchema, Codec, Headers, UnknownWriterSchema, load_schema
 from worker.records import DeadLetter, SourceRef, Upload, VideoUploaded
-from worker.text import build_text
+from worker.text import build_text, build_views
 
 UPLOAD_SCHEMA_NAME = "VideoUploaded"
 
@@ -65,9 +65,12 @@ def to_video_uploaded(record: dict[str, Any]) -> VideoUploaded:
 
 
 class Decoder:
-    def __init__(self, codec: Codec, text_max_chars: int, schema: AvroSchema | None = None) -> None:
+    def __init__(
+        self, codec: Codec, text_max_chars: int, embed_views: tuple[str, ...] = (), schema: AvroSchema | None = None
+    ) -> None:
         self._codec = codec
         self._max_chars = text_max_chars
+        self._embed_views = embed_views
         self._schema = schema or load_schema(UPLOAD_SCHEMA_NAME)
 
     def decode(
@@ -81,6 +84,10 @@ class Decoder:
             text = build_text(event.title, event.tags, event.description, self._max_chars)
             if not text:
                 raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
+            embed_with = (
+                build_views(event.title, event.tags, event.description, self._embed_views, text, self._max_chars)
+                if self._embed_views else ()
+            )
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter, by design
             return DeadLetter(source, key, value, _reason_for(error), f"{type(error).__name__}: {error}"[:2000])
-        return Upload(event, text, source, time.monotonic())
+        return Upload(event, text, source, time.monotonic(), embed_with)

@@ -56,7 +56,8 @@ class Worker:
         self.metrics = metrics
         self.health = health
         codec = make_codec(settings)
-        self._decoder = Decoder(codec, settings.worker_text_max_chars or DEFAULT_MAX_CHARS)
+        # a hot swap never changes the text recipe (rollout.check_same_text_recipe)
+        self._decoder = Decoder(codec, settings.worker_text_max_chars or DEFAULT_MAX_CHARS, models.current.embed_views)
         self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic)
         self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,
                                 settings.worker_batch_max_wait_ms / 1000)

@@ -160,8 +160,8 @@ class Metrics:
             buckets=END_TO_END_BUCKETS,
             registry=r,
         )
-        self._cache_hits = Counter("videocat_cache_hits", "Embedding cache hits.", registry=r)
-        self._cache_misses = Counter("videocat_cache_misses", "Embedding cache misses.", registry=r)
+        self._cache_hits = Counter("videocat_cache_hits", "Texts whose embedding was in the cache.", registry=r)
+        self._cache_misses = Counter("videocat_cache_misses", "Texts the encoder embedded.", registry=r)
         self._cache_errors = Counter("videocat_cache_errors", "Cache calls that failed.", registry=r)
         self._predictions = Counter(
             "videocat_predictions",

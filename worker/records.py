@@ -35,6 +35,12 @@ class Upload:
     text: str
     source: SourceRef
     received_at: float  # time.monotonic() when consumed, for the batch wait rule
+    embed_with: tuple[str, ...] = ()  # the model's embed views: embedded too, averaged with `text`
+
+    @property
+    def encoder_chars(self) -> int:
+        """Characters of text this upload sends to the encoder (its views included)."""
+        return len(self.text) + sum(len(t) for t in self.embed_with)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ directory it resolves to (ML engineers flip a symlink such as `models/current`
 atomically) or of its `model.json` loads the new head. The swap happens between batches
 in the loop's single thread, so a batch in flight finishes on the old version and every
 message is scored by exactly one version. A head that fails to load (corrupt, trained for
-another encoder, or for another text budget) is refused with an error log; the worker keeps
+another encoder, or for another text budget or embed views) is refused with an error log; the worker keeps
 the version it has.
 """
 
@@ -29,13 +29,18 @@ def fingerprint(model_dir: Path) -> Fingerprint:
     return str(resolved), stat.st_mtime_ns, stat.st_size
 
 
-def check_same_text_budget(current: Classifier, candidate: Classifier) -> None:
-    """Texts and cached embeddings are built for the serving budget: another one needs a restart."""
+def check_same_text_recipe(current: Classifier, candidate: Classifier) -> None:
+    """Texts and cached embeddings are built for the serving recipe: another one needs a restart."""
     if (candidate.text_max_chars, candidate.max_tokens) != (current.text_max_chars, current.max_tokens):
         raise ValueError(
             f"{candidate.version} was trained on {candidate.text_max_chars} characters / {candidate.max_tokens} "
             f"tokens, the worker serves {current.text_max_chars} / {current.max_tokens}: restart the workers to roll "
             "it out"
+        )
+    if candidate.embed_views != current.embed_views:
+        raise ValueError(
+            f"{candidate.version} is served on the full text with views {list(candidate.embed_views)}, the worker "
+            f"embeds it with {list(current.embed_views)}: restart the workers to roll it out"
         )
 
 
@@ -62,7 +67,7 @@ class ModelWatcher:
         self._seen = seen
         try:
             candidate = load_classifier(self._model_dir, self._encoder)
-            check_same_text_budget(self.current, candidate)
+            check_same_text_recipe(self.current, candidate)
         except Exception as error:  # noqa: BLE001 - a bad artifact must not stop the worker
             log.error("model_swap_refused", path=seen[0], error=str(error), keeping=self.current.version)
             return None

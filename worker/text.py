@@ -15,6 +15,10 @@ Steps, in order:
 4. The parts are joined as `title. tags. description` and cut at a word boundary to
    the character budget (default 512): the title and tags carry most of the signal,
    long descriptions mostly add noise and cost encoder time.
+
+Views are texts built the same way from fewer fields (`VIEWS`). A model can be trained on
+them as extra rows, and can be served on the mean of the full text's and its views'
+embeddings (`build_views`; docs/training.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ from collections.abc import Iterable
 
 DEFAULT_MAX_CHARS = 512
 MAX_TAGS = 20
+# Texts built from fewer of an upload's fields: name -> (with tags, with description); the title is always in.
+VIEWS: dict[str, tuple[bool, bool]] = {
+    "title_tags": (True, False),
+    "title_description": (False, True),
+    "title": (False, False),
+}
 
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|ly|gl|be|fr|io|tv|me)/\S*", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
@@ -120,3 +130,18 @@ def build_text(title: str, tags: Iterable[str], description: str, max_chars: int
     parts = [title_text, tags_text, description_text]
     text = ". ".join(p for p in parts if p)
     return cut(text, max_chars) if _HAS_LETTER.search(text) else ""
+
+
+def build_views(
+    title: str, tags: Iterable[str], description: str, views: Iterable[str], full_text: str,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> tuple[str, ...]:
+    """The named views' texts (`VIEWS`), without empty ones or repeats of `full_text` (build_text's)."""
+    tags = tuple(tags)
+    texts: list[str] = []
+    for name in views:
+        with_tags, with_description = VIEWS[name]
+        text = build_text(title, tags if with_tags else (), description if with_description else "", max_chars)
+        if text and text != full_text and text not in texts:
+            texts.append(text)
+    return tuple(texts)

@@ -91,3 +91,28 @@ def test_a_job_encodes_on_the_executor_and_stores_when_its_result_is_taken(
     np.testing.assert_allclose(background.vectors, embed_with_cache(texts, ["c", "d"], encoder, cache).vectors)
     assert encoder.texts == texts  # the second call was all cache hits
     assert (background.hits, background.misses) == (0, 2)
+
+
+def test_an_upload_with_embed_views_is_the_renormalised_mean_of_its_texts(
+    redis_url: str, encoder: CountingEncoder
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    cache = EmbeddingCache(client, encoder.identity.short, ttl_s=60)
+    run = uuid.uuid4().hex
+    full, short, other = f"Goal. football. The cup final {run}", f"Goal. football {run}", f"Recette {run}"
+    encoder.texts.clear()
+
+    result = embed_with_cache([full, other], ["v1", "v2"], encoder, cache, embed_with=[(short,), ()])
+    assert encoder.texts == [full, other, short]
+    assert (result.hits, result.misses) == (0, 3)
+    alone = ReferenceEncoder().encode([full, short, other])
+    mean = alone[0] + alone[1]
+    np.testing.assert_allclose(result.vectors, [mean / np.linalg.norm(mean), alone[2]], atol=1e-5)
+    # each text is cached on its own; the video key holds what was served
+    stored = np.frombuffer(client.get(video_key(encoder.identity.short, "v1")), dtype="<f4")
+    np.testing.assert_array_equal(stored, result.vectors[0])
+    np.testing.assert_allclose(cache.get_many([short])[0], alone[1], atol=1e-6)
+
+    again = embed_with_cache([full], ["v3"], encoder, cache, embed_with=[(short,)])
+    assert encoder.texts == [full, other, short] and (again.hits, again.misses) == (2, 0)
+    np.testing.assert_allclose(again.vectors[0], result.vectors[0], atol=1e-6)

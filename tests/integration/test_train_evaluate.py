@@ -141,6 +141,8 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
         "300",
         "--max-tokens",
         "96",
+        "--embed-views",
+        "title_tags",
     ]
     data = ["--data", str(FIXTURES / "videos_small.jsonl")]
     trained = runner.invoke(
@@ -152,6 +154,7 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
     assert meta["encoder"]["max_tokens"] == 96 and meta["hyper_parameters"]["linear_weight"] == 1.0
     classifier = load_classifier(out, muse_identity())
     assert (classifier.text_max_chars, classifier.max_tokens) == (300, 96)
+    assert meta["text"]["embed_views"] == ["title_tags"] and classifier.embed_views == ("title_tags",)
     assert classifier.hidden_kernel.shape[1] == 2 * len(classifier.labels)  # linear only: 2 units per label
     result = runner.invoke(
         cli(), ["evaluate", "--model", str(out), *data, "--json", "--encoder", "reference"]

@@ -34,6 +34,14 @@ def test_closes_on_character_budget_and_takes_only_what_fits() -> None:
     assert [u.source.offset for u in batcher.take()] == [2]
 
 
+def test_embed_views_count_toward_the_character_budget() -> None:
+    batcher = Batcher(max_size=100, max_chars=10, max_wait_s=10)
+    batcher.add(Upload(VideoUploaded(video_id="v0", title="aaaa"), "aaaa", SourceRef("t", 0, 0), 0.0, ("aaa",)))
+    batcher.add(upload("bbbb", 0.0, 1))
+    assert batcher.is_due(0.0)
+    assert [u.source.offset for u in batcher.take()] == [0]
+
+
 def test_an_oversized_text_still_forms_a_batch_of_one() -> None:
     batcher = Batcher(max_size=100, max_chars=10, max_wait_s=10)
     batcher.add(upload("x" * 50, 0.0, 0))

@@ -36,6 +36,15 @@ def test_a_valid_event_becomes_an_upload_with_its_text() -> None:
     assert result.event.uploaded_at_ms > 0
 
 
+def test_the_models_embed_views_ride_along_on_the_upload() -> None:
+    value, headers = encoded(title="Top goals", tags=["football"], description="Highlights of the cup final.")
+    plain = decoder.decode(b"k", value, headers, SOURCE)
+    with_views = Decoder(CODEC, 512, ("title_tags", "title")).decode(b"k", value, headers, SOURCE)
+    assert isinstance(plain, Upload) and isinstance(with_views, Upload)
+    assert plain.embed_with == () and with_views.text == plain.text
+    assert with_views.embed_with == ("Top goals. football", "Top goals")
+
+
 def test_random_bytes() -> None:
     assert dead_letter(b"\x13\x37 not avro at all").error_type == "avro-decode"
 

@@ -49,4 +49,5 @@ def test_the_retraining_commands_are_the_ones_the_shipped_models_record(model: s
     assert {k: hyper_parameters[k] for k in defaults} == defaults  # what the README leaves out is the default
     assert int(options.get("--text-max-chars") or 512) == meta["text"]["max_chars"]
     assert (options.get("--views") or "").split(",") == (meta["text"]["training_views"] or [""])
+    assert (options.get("--embed-views") or "").split(",") == (meta["text"].get("embed_views") or [""])
     assert ("--refit" in options) == meta["training_data"]["refit_on_dev"]

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import worker.text as text_module
-from worker.text import build_text, clean_description, clean_tags, cut, split_words, squeeze
+from worker.text import build_text, build_views, clean_description, clean_tags, cut, split_words, squeeze
 
 
 def test_urls_handles_and_boilerplate_are_removed() -> None:
@@ -41,6 +41,16 @@ def test_title_tags_description_order() -> None:
     assert build_text("Title", ["tag one", "tag two"], "Some description.") == (
         "Title. tag one, tag two. Some description."
     )
+
+
+def test_views_are_built_from_fewer_fields_without_empties_or_repeats() -> None:
+    full = build_text("Goal", ["football"], "A long match.")
+    views = ("title_tags", "title", "title_description", "title_tags")
+    assert build_views("Goal", ["football"], "A long match.", views, full) == (
+        "Goal. football", "Goal", "Goal. A long match.")
+    # no description: title + tags is the full text, so only the title is left as a view
+    assert build_views("Goal", ["football"], "", views, build_text("Goal", ["football"], "")) == ("Goal",)
+    assert build_views("", ["football"], "", ("title",), "football") == ()
 
 
 def test_nothing_meaningful_left_is_empty() -> None:

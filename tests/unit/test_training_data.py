@@ -86,6 +86,11 @@ def test_views_add_training_texts_without_repeats_and_ride_along_on_dev_rows(tmp
     # dev is scored on its full texts; its views are kept for a refit on train + dev
     assert all(bool(ex.views) == (ex.labels == ("Sports",)) for ex in train + dev) and dev
     assert len(with_views(train)) == len(train) + sum(ex.labels == ("Sports",) for ex in train)
+    # embed views ride along for scoring (evaluation and dev), never as training rows
+    (goal, song, *_) = read_for_evaluation(path, embed_views=("title_tags",))
+    assert (goal.embed_with, goal.views, song.embed_with) == (("Goal. football",), (), ())
+    _, dev = load_training_data([path], [], 0.25, seed=1, embed_views=("title_tags",))
+    assert all(bool(ex.embed_with) == (ex.labels == ("Sports",)) for ex in dev)
 
 
 def test_text_budget_reaches_build_text(tmp_path: Path) -> None:

@@ -108,6 +108,13 @@ def train(
             help="Extra training texts per video, comma-separated: title_tags, title_description, title."
         ),
     ] = "",
+    embed_views: Annotated[
+        str,
+        typer.Option(
+            help="Views whose embeddings are averaged with the full text's when the model is scored and "
+            "served (comma-separated, as --views; stored in the model; one more encoder text per view)."
+        ),
+    ] = "",
     refit: Annotated[
         bool,
         typer.Option(
@@ -124,7 +131,6 @@ def train(
     ] = _hp_default("seed"),
 ) -> None:
     """Train the classifier head on labelled data and write a model artifact."""
-    from worker.training.data import VIEWS
     from worker.training.head import HyperParameters
     from worker.training.pipeline import TrainRequest, run_training
 
@@ -147,10 +153,6 @@ def train(
         seeds=seeds,
         seed=seed,
     )
-    view_names = tuple(v.strip() for v in views.split(",") if v.strip())
-    unknown = set(view_names) - set(VIEWS)
-    if unknown:
-        raise typer.BadParameter(f"unknown views {sorted(unknown)}; known: {sorted(VIEWS)}")
     request = TrainRequest(
         data,
         out,
@@ -162,9 +164,10 @@ def train(
         hp,
         text_max_chars,
         max_tokens,
-        view_names,
+        _parse_views(views),
         refit,
         few_shot_weight,
+        _parse_views(embed_views),
     )
     meta = run_training(request, encoder)
     typer.echo(
@@ -197,6 +200,16 @@ def evaluate(
         typer.echo(
             f"mean accuracy {summary['mean_accuracy']:.3f}  mean macro-F1 {summary['mean_macro_f1']:.3f}"
         )
+
+
+def _parse_views(option: str) -> tuple[str, ...]:
+    from worker.text import VIEWS
+
+    names = tuple(v.strip() for v in option.split(",") if v.strip())
+    unknown = set(names) - set(VIEWS)
+    if unknown:
+        raise typer.BadParameter(f"unknown views {sorted(unknown)}; known: {sorted(VIEWS)}")
+    return names
 
 
 def _parse_labels(option: str | None) -> tuple[str, ...] | None:

@@ -11,6 +11,9 @@ Views (training augmentation): a video can also be learnt from other texts built
 metadata (e.g. without the description), since uploaders in other regions fill the fields
 differently. They ride along on the example (`Example.views`) so splits and few-shot samples
 keep a video's views together, and only what is fitted on expands them (`with_views`).
+A model may also be scored on the mean of the full text's and other views' embeddings (its
+`embed_views`): those texts ride along as `Example.embed_with` on the rows scored (dev,
+evaluation), as `Upload.embed_with` does in the worker.
 """
 
 from __future__ import annotations
@@ -24,14 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.text import DEFAULT_MAX_CHARS, build_text
-
-# Extra training texts per video: name -> (with tags, with description); the title is always in.
-VIEWS: dict[str, tuple[bool, bool]] = {
-    "title_tags": (True, False),
-    "title_description": (False, True),
-    "title": (False, False),
-}
+from worker.text import DEFAULT_MAX_CHARS, build_text, build_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +36,7 @@ class Example:
     labels: tuple[str, ...]
     group: str  # the language (SIB-200 folder name) or region (video `region`) reported on
     views: tuple[str, ...] = ()  # other texts of the same item, for training only
+    embed_with: tuple[str, ...] = ()  # texts whose embeddings are averaged with `text`'s when scored
 
 
 def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
@@ -48,19 +45,8 @@ def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
 
 def view_texts(row: dict, views: Sequence[str], max_chars: int) -> tuple[str, ...]:
     """The named views' texts, without empty ones or repeats of the full text."""
-    full = video_text(row, max_chars)
-    texts: list[str] = []
-    for name in views:
-        tags, description = VIEWS[name]
-        text = build_text(
-            row.get("title") or "",
-            (row.get("tags") or ()) if tags else (),
-            (row.get("description") or "") if description else "",
-            max_chars,
-        )
-        if text and text != full and text not in texts:
-            texts.append(text)
-    return tuple(texts)
+    title, tags, description = row.get("title") or "", row.get("tags") or (), row.get("description") or ""
+    return build_views(title, tags, description, views, video_text(row, max_chars), max_chars)
 
 
 def with_views(examples: Iterable[Example]) -> list[Example]:
@@ -76,7 +62,9 @@ def sentence_text(sentence: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return build_text(sentence, (), "", max_chars)
 
 
-def read_videos(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = ()) -> list[Example]:
+def read_videos(
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = ()
+) -> list[Example]:
     """One example per line with a non-empty text; `category` may be a string or a list."""
     examples: list[Example] = []
     with path.open(encoding="utf-8") as f:
@@ -89,7 +77,8 @@ def read_videos(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[
             text = video_text(row, max_chars)
             if text and category:
                 extra = view_texts(row, views, max_chars) if views else ()
-                examples.append(Example(text, labels, str(row.get("region") or path.stem), extra))
+                embed_with = view_texts(row, embed_views, max_chars) if embed_views else ()
+                examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with))
     return examples
 
 
@@ -120,10 +109,15 @@ def read_sib_split(folder: Path, split: str, max_chars: int = DEFAULT_MAX_CHARS)
     return examples
 
 
-def read_for_evaluation(path: Path, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
-    """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv."""
+def read_for_evaluation(
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = ()
+) -> list[Example]:
+    """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv.
+
+    A sentence is a title alone, so no view of it differs from it: `embed_views` only touch videos.
+    """
     if path.is_file():
-        return read_videos(path, max_chars)
+        return read_videos(path, max_chars, embed_views=embed_views)
     examples: list[Example] = []
     for lang in sib_languages(path):
         split = "test" if (lang / "test.tsv").exists() else "dev"
@@ -157,18 +151,20 @@ def load_training_data(
     seed: int,
     max_chars: int = DEFAULT_MAX_CHARS,
     views: Sequence[str] = (),
+    embed_views: Sequence[str] = (),
 ) -> tuple[list[Example], list[Example]]:
     """(train, dev): SIB folders by split; JSON Lines split unless separate `dev_paths` are given.
 
     Videos carry their extra `views`: expand the training side with `with_views`; dev is scored
-    on its full texts only, and its views join the fit only in a refit on train + dev.
+    as the model is served (with its `embed_views`), and its views join the fit only in a refit
+    on train + dev.
     """
     dev_paths = list(dev_paths)
     train: list[Example] = []
-    dev: list[Example] = [ex for p in dev_paths for ex in read_for_evaluation(p, max_chars)]
+    dev: list[Example] = [ex for p in dev_paths for ex in read_for_evaluation(p, max_chars, embed_views)]
     for path in paths:
         if path.is_file():
-            rows = read_videos(path, max_chars, views)
+            rows = read_videos(path, max_chars, views, embed_views)
             if dev_paths:
                 train.extend(rows)
             else:

@@ -22,6 +22,7 @@ STARTER_TEXT_MAX_CHARS = 1024
 STARTER_MAX_TOKENS = 256
 STARTER_VIEWS = ("title_tags",)
 STARTER_REFIT = True
+STARTER_EMBED_VIEWS = ("title_tags",)
 
 
 def write_halves(target: Path, work: Path, seed: int) -> tuple[Path, Path]:
@@ -73,6 +74,7 @@ def main(
             STARTER_MAX_TOKENS,
             STARTER_VIEWS,
             STARTER_REFIT,
+            embed_views=STARTER_EMBED_VIEWS,
         )
         run_training(request, encoder)
         summary, _, _ = run_evaluation(work / f"k{k}", [eval_path], encoder)

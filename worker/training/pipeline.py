@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from worker.classify import load_classifier, sigmoid
+from worker.embed import mean_per_item
 from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
@@ -41,9 +42,10 @@ class TrainRequest:
     hp: HyperParameters
     text_max_chars: int = DEFAULT_MAX_CHARS
     max_tokens: int | None = None  # None: the WORKER_MAX_TOKENS setting
-    views: tuple[str, ...] = ()  # extra training texts per video (data.VIEWS)
+    views: tuple[str, ...] = ()  # extra training texts per video (text.VIEWS)
     refit: bool = False  # after calibrating on dev, fit again on train + dev (see run_training)
     few_shot_weight: int = DEFAULT_FEW_SHOT_WEIGHT  # each few-shot example counts as this many rows
+    embed_views: tuple[str, ...] = ()  # views averaged with the full text when scored and served
 
 
 class LazyEncoder:
@@ -75,6 +77,13 @@ def _cache(kind: EncoderKind | None, max_tokens: int | None = None) -> Embedding
     return EmbeddingCache(encoder, encoder.settings.worker_max_tokens)
 
 
+def embed_as_served(cache: EmbeddingCache, examples: list[Example]) -> np.ndarray:
+    """Each example's embedding as the worker serves it: its text's, averaged with its `embed_with` texts'."""
+    texts = [e.text for e in examples] + [t for e in examples for t in e.embed_with]
+    owners = [*range(len(examples)), *(i for i, e in enumerate(examples) for _ in e.embed_with)]
+    return mean_per_item(cache.embed(texts), owners, len(examples))
+
+
 def restrict_labels(examples: list[Example], labels: tuple[str, ...]) -> list[Example]:
     """Drop labels outside the label set, and examples left with none."""
     allowed = set(labels)
@@ -82,7 +91,7 @@ def restrict_labels(examples: list[Example], labels: tuple[str, ...]) -> list[Ex
     for ex in examples:
         names = tuple(n for n in ex.labels if n in allowed)
         if names:
-            kept.append(Example(ex.text, names, ex.group, ex.views))
+            kept.append(Example(ex.text, names, ex.group, ex.views, ex.embed_with))
     return kept
 
 
@@ -91,41 +100,69 @@ def prior_of(y: np.ndarray) -> np.ndarray:
     return (counts / counts.sum()).astype(np.float32)
 
 
-def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, Any]:
-    hp = request.hp
-    chars = request.text_max_chars
+@dataclass(frozen=True)
+class TrainingSet:
+    train: list[Example]  # views expanded, few-shot rows repeated by their weight
+    dev: list[Example]
+    shots: list[Example]  # the few-shot sample, once each
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainedHead:
+    model: object  # the Keras head that is shipped
+    rows: list[Example]  # what it was fitted on (train, plus dev's rows after a refit)
+    y: np.ndarray  # their labels, one-hot
+    thresholds: np.ndarray  # calibrated on dev
+    dev_results: list[GroupResult]  # dev scored before any refit
+    mlp_epochs: tuple[int, ...]
+
+
+def read_training_set(request: TrainRequest) -> TrainingSet:
+    """The examples to fit and calibrate on, restricted to the label set."""
+    seed, chars = request.hp.seed, request.text_max_chars
     train, dev = load_training_data(
-        request.data, request.dev, request.dev_fraction, hp.seed, chars, request.views
+        request.data, request.dev, request.dev_fraction, seed, chars, request.views, request.embed_views
     )
     shots: list[Example] = []
     if request.few_shot > 0:
         pool = [ex for path in request.few_shot_data for ex in read_for_evaluation(path, chars)]
-        shots, _ = few_shot_sample(pool, request.few_shot, hp.seed)
+        shots, _ = few_shot_sample(pool, request.few_shot, seed)
     labels = request.labels or label_set(train + dev)
     weighted_shots = shots * request.few_shot_weight
     train, dev = with_views(restrict_labels(train + weighted_shots, labels)), restrict_labels(dev, labels)
     if not train or not dev:
         raise ValueError(f"need training and dev examples, got {len(train)} and {len(dev)}")
-    cache = _cache(kind, request.max_tokens)
+    return TrainingSet(train, dev, shots, labels)
+
+
+def fit_and_calibrate(data: TrainingSet, cache: EmbeddingCache, hp: HyperParameters, refit: bool) -> TrainedHead:
+    """Fit with early stopping on dev, calibrate the thresholds and score dev; then refit if asked."""
+    labels, train, dev = data.labels, data.train, data.dev
     x, y = cache.embed([e.text for e in train]), one_hot([e.labels for e in train], labels)
-    dev_x, dev_y = cache.embed([e.text for e in dev]), one_hot([e.labels for e in dev], labels)
+    dev_x, dev_y = embed_as_served(cache, dev), one_hot([e.labels for e in dev], labels)
     fitted = fit_head(x, y, dev_x, dev_y, hp)
     dev_logits = served_logits(fitted.model, dev_x)
     thresholds = calibrate_thresholds(sigmoid(dev_logits), dev_y)
     dev_results = score_groups(
         [e.group for e in dev], [labels[i] for i in dev_logits.argmax(1)], [e.labels for e in dev], labels
     )
-    model, fitted_rows, fitted_y = fitted.model, train, y
-    if request.refit:
-        # Dev has chosen the epochs and thresholds and been scored; now its rows join the fit.
-        dev_rows = with_views(dev)
-        fitted_rows, fitted_y = train + dev_rows, np.concatenate([y, one_hot([e.labels for e in dev_rows], labels)])
-        x_all = np.concatenate([x, cache.embed([e.text for e in dev_rows])])
-        model = fit_head(x_all, fitted_y, None, None, hp, fitted.epochs).model
-    meta = {
-        "labels": list(labels),
-        "thresholds": [round(float(t), 4) for t in thresholds],
-        "prior": [round(float(p), 6) for p in prior_of(fitted_y)],
+    if not refit:
+        return TrainedHead(fitted.model, train, y, thresholds, dev_results, fitted.epochs)
+    # Dev has chosen the epochs and thresholds and been scored; now its rows join the fit.
+    dev_rows = with_views(dev)
+    rows, all_y = train + dev_rows, np.concatenate([y, one_hot([e.labels for e in dev_rows], labels)])
+    x_all = np.concatenate([x, cache.embed([e.text for e in dev_rows])])
+    model = fit_head(x_all, all_y, None, None, hp, fitted.epochs).model
+    return TrainedHead(model, rows, all_y, thresholds, dev_results, fitted.epochs)
+
+
+def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, cache: EmbeddingCache) -> dict:
+    """model.json's fields (docs/training.md, "The artifact"); the version is added when written."""
+    return {
+        "labels": list(data.labels),
+        "thresholds": [round(float(t), 4) for t in head.thresholds],
+        "prior": [round(float(p), 6) for p in prior_of(head.y)],
         "encoder": {
             "name": cache.encoder.identity.name,
             "weights_sha256": cache.encoder.identity.weights_sha256,
@@ -133,31 +170,39 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
         },
         "text": {
             "builder": "worker.text.build_text",
-            "max_chars": chars,
+            "max_chars": request.text_max_chars,
             "training_views": list(request.views),
+            "embed_views": list(request.embed_views),
         },
         "training_data": {
-            "fingerprint": fingerprint(fitted_rows),
-            "dev_fingerprint": fingerprint(dev),
+            "fingerprint": fingerprint(head.rows),
+            "dev_fingerprint": fingerprint(data.dev),
             "sources": [p.name for p in request.data],
             "few_shot": {
                 "k": request.few_shot,
                 "weight": request.few_shot_weight,
                 "sources": [p.name for p in request.few_shot_data],
-                "n": len(shots),
+                "n": len(data.shots),
             },
-            "n_train": len(fitted_rows),
-            "n_dev": len(dev),
+            "n_train": len(head.rows),
+            "n_dev": len(data.dev),
             "refit_on_dev": request.refit,
-            "mlp_epochs": list(fitted.epochs),
-            "label_counts": dict(sorted(Counter(ex.labels[0] for ex in fitted_rows).items())),
+            "mlp_epochs": list(head.mlp_epochs),
+            "label_counts": dict(sorted(Counter(ex.labels[0] for ex in head.rows).items())),
         },
-        "hyper_parameters": hp.as_dict(),
-        "metrics": {"dev": {k: v for k, v in as_json("", dev_results).items() if k != "model_version"}},
+        "hyper_parameters": request.hp.as_dict(),
+        "metrics": {"dev": {k: v for k, v in as_json("", head.dev_results).items() if k != "model_version"}},
     }
+
+
+def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, Any]:
+    """Read, embed (cached), fit, calibrate, and write the model directory; returns its model.json."""
     from worker.training.artifact import write_artifact
 
-    return write_artifact(request.out, model, meta)
+    data = read_training_set(request)
+    cache = _cache(kind, request.max_tokens)
+    head = fit_and_calibrate(data, cache, request.hp, request.refit)
+    return write_artifact(request.out, head.model, model_metadata(request, data, head, cache))
 
 
 def run_evaluation(
@@ -166,8 +211,10 @@ def run_evaluation(
     classifier = load_classifier(model_dir, muse_identity())
     # The texts and token budget the model was trained with: what the worker must serve it with.
     cache = _cache(kind, classifier.max_tokens)
-    examples = [ex for path in paths for ex in read_for_evaluation(path, classifier.text_max_chars)]
-    logits = classifier.logits(cache.embed([e.text for e in examples]))
+    examples = [
+        ex for path in paths for ex in read_for_evaluation(path, classifier.text_max_chars, classifier.embed_views)
+    ]
+    logits = classifier.logits(embed_as_served(cache, examples))
     predicted = [classifier.labels[i] for i in logits.argmax(1)]
     results = score_groups(
         [e.group for e in examples], predicted, [e.labels for e in examples], classifier.labels
