@@ -2,7 +2,8 @@
 
 A batch closes on whichever comes first: `max_size` events, `max_chars` characters of
 encoder text (a proxy for its token work; embed views count), or its oldest event having
-waited `max_wait_s`. Every upload keeps its receive time, so the wait rule is exact. Pure logic: time is passed in.
+waited `max_wait_s`. Every upload keeps its receive time, so the wait rule is exact.
+Pure logic: time is passed in.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from worker.encoders.base import EncoderIdentity
+from worker.text import VIEWS
 
 MODEL_JSON = "model.json"
 HEAD_FILE = "head.keras"
@@ -155,6 +156,9 @@ def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
         raise IncompatibleModelError(f"{model_dir}: {len(labels)} labels but {w2.shape[1]} outputs")
     if activation not in _ACTIVATIONS:
         raise IncompatibleModelError(f"{model_dir}: unsupported activation {activation!r}")
+    embed_views = tuple(meta.get("text", {}).get("embed_views", ()))
+    if unknown := sorted(set(embed_views) - set(VIEWS)):
+        raise IncompatibleModelError(f"{model_dir}: unknown embed views {unknown}; this worker knows {sorted(VIEWS)}")
     return Classifier(
         version=meta["version"],
         labels=labels,
@@ -168,5 +172,5 @@ def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
         activation=activation,
         text_max_chars=int(meta.get("text", {}).get("max_chars", 512)),
         max_tokens=int(meta["encoder"].get("max_tokens", 128)),
-        embed_views=tuple(meta.get("text", {}).get("embed_views", ())),
+        embed_views=embed_views,
     )

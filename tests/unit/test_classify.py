@@ -70,6 +70,15 @@ def test_refuses_another_encoder(tmp_path: Path) -> None:
         load_classifier(tmp_path / "m", other)
 
 
+def test_unknown_embed_views_are_refused_at_load(tmp_path: Path) -> None:
+    save(random_head(), tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["text"] = {"embed_views": ["title_tags", "thumbnail"]}
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleModelError, match="unknown embed views \\['thumbnail'\\]"):
+        load_classifier(tmp_path / "m", IDENTITY)
+
+
 def test_missing_model_json_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IncompatibleModelError, match="model.json"):
         load_classifier(tmp_path, IDENTITY)
