@@ -45,7 +45,7 @@ from worker.readback import high_watermarks, read_records
 from worker.records import VideoUploaded
 from worker.sample import SAMPLES, produce_uploads
 from worker.settings import Settings
-from worker.text import build_text, build_views
+from worker.text import build_texts
 from worker.topics import ensure_topics, worker_topics
 
 SHARED_YOUTUBE = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data")) / "youtube"
@@ -141,9 +141,8 @@ def encoder_only(settings: Settings, uploads: list[VideoUploaded]) -> float:
     chars = settings.worker_text_max_chars
 
     def texts_of(batch: list[VideoUploaded]) -> list[str]:
-        full = [build_text(u.title, u.tags, u.description, chars) for u in batch]
-        return full + [v for u, text in zip(batch, full, strict=True)
-                       for v in build_views(u.title, u.tags, u.description, views, text, chars)]
+        built = [build_texts(u.title, u.tags, u.description, views, chars) for u in batch]
+        return [text for text, _ in built] + [v for _, extra in built for v in extra]
 
     size = settings.worker_batch_max_size
     encoder.encode(texts_of(uploads[:size]))  # warm-up: graph tracing, thread pools

@@ -21,7 +21,7 @@ from typing import Any
 
 from worker.avro import AvroSchema, Codec, Headers, UnknownWriterSchema, load_schema
 from worker.records import DeadLetter, SourceRef, Upload, VideoUploaded
-from worker.text import build_text, build_views
+from worker.text import build_texts
 
 UPLOAD_SCHEMA_NAME = "VideoUploaded"
 
@@ -81,13 +81,11 @@ class Decoder:
                 raise InvalidEvent("empty-message", "the message has no value")
             record = self._codec.loads(value, headers, self._schema, source.topic)
             event = to_video_uploaded(record)
-            text = build_text(event.title, event.tags, event.description, self._max_chars)
+            text, embed_with = build_texts(
+                event.title, event.tags, event.description, self._embed_views, self._max_chars
+            )
             if not text:
                 raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
-            embed_with = (
-                build_views(event.title, event.tags, event.description, self._embed_views, text, self._max_chars)
-                if self._embed_views else ()
-            )
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter, by design
             return DeadLetter(source, key, value, _reason_for(error), f"{type(error).__name__}: {error}"[:2000])
         return Upload(event, text, source, time.monotonic(), embed_with)

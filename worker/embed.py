@@ -45,8 +45,7 @@ class EmbeddingJob:
     def __init__(self, texts: Sequence[str], video_ids: Sequence[str], encoder: Encoder, cache: EmbeddingCache,
                  executor: Executor | None = None, embed_with: Sequence[Sequence[str]] = ()) -> None:
         self._video_ids, self._cache = video_ids, cache
-        self._texts = [*texts, *(t for extra in embed_with for t in extra)]
-        self._owners = [*range(len(texts)), *(i for i, extra in enumerate(embed_with) for _ in extra)]
+        self._texts, self._owners = flatten(texts, embed_with)
         self._vectors = np.empty((len(self._texts), EMBEDDING_DIM), dtype=np.float32)
         self._to_encode: dict[str, list[int]] = {}
         for i, (text, hit) in enumerate(zip(self._texts, cache.get_many(self._texts), strict=True)):
@@ -83,6 +82,13 @@ class EmbeddingJob:
         misses = sum(len(rows) for rows in self._to_encode.values())
         keys = [video_key(self._cache.namespace, v) for v in self._video_ids]
         return Embedded(vectors, keys, len(self._texts) - misses, misses, encode_seconds)
+
+
+def flatten(texts: Sequence[str], embed_with: Sequence[Sequence[str]]) -> tuple[list[str], list[int]]:
+    """Every text to embed, the items' own texts first, and the item each one belongs to."""
+    flat = [*texts, *(t for extra in embed_with for t in extra)]
+    owners = [*range(len(texts)), *(i for i, extra in enumerate(embed_with) for _ in extra)]
+    return flat, owners
 
 
 def mean_per_item(vectors: np.ndarray, owners: Sequence[int], n_items: int) -> np.ndarray:

@@ -18,7 +18,7 @@ Steps, in order:
 
 Views are texts built the same way from fewer fields (`VIEWS`). A model can be trained on
 them as extra rows, and can be served on the mean of the full text's and its views'
-embeddings (`build_views`; docs/training.md).
+embeddings (`build_texts`; docs/training.md).
 """
 
 from __future__ import annotations
@@ -145,3 +145,12 @@ def build_views(
         if text and text != full_text and text not in texts:
             texts.append(text)
     return tuple(texts)
+
+
+def build_texts(
+    title: str, tags: Iterable[str], description: str, views: Iterable[str], max_chars: int = DEFAULT_MAX_CHARS
+) -> tuple[str, tuple[str, ...]]:
+    """(the full text, its views' texts): what the encoder embeds for one upload; ("", ()) when empty."""
+    tags = tuple(tags)
+    text = build_text(title, tags, description, max_chars)
+    return text, (build_views(title, tags, description, views, text, max_chars) if text else ())

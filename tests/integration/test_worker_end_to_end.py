@@ -27,7 +27,7 @@ from worker.classify import load_classifier
 from worker.encoders import muse_identity
 from worker.sample import SAMPLES, produce_uploads, sample_uploads, upload_record
 from worker.settings import Settings
-from worker.text import build_text, build_views
+from worker.text import build_texts
 from worker.topics import ensure_topics, worker_topics
 
 pytestmark = pytest.mark.integration
@@ -44,12 +44,8 @@ def distinct_uploads(count: int, prefix: str) -> list:
 def encoder_texts(uploads: list, model_dir: Path) -> int:
     """How many texts the worker embeds for these uploads: each full text and the head's embed views."""
     head = load_classifier(model_dir, muse_identity())
-    chars = head.text_max_chars
-    return sum(
-        1 + len(build_views(u.title, u.tags, u.description, head.embed_views,
-                            build_text(u.title, u.tags, u.description, chars), chars))
-        for u in uploads
-    )
+    built = [build_texts(u.title, u.tags, u.description, head.embed_views, head.text_max_chars) for u in uploads]
+    return sum(1 + len(views) for _, views in built)
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:

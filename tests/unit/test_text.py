@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import worker.text as text_module
-from worker.text import build_text, build_views, clean_description, clean_tags, cut, split_words, squeeze
+from worker.text import build_text, build_texts, build_views, clean_description, clean_tags, cut, split_words, squeeze
 
 
 def test_urls_handles_and_boilerplate_are_removed() -> None:
@@ -51,6 +51,8 @@ def test_views_are_built_from_fewer_fields_without_empties_or_repeats() -> None:
     # no description: title + tags is the full text, so only the title is left as a view
     assert build_views("Goal", ["football"], "", views, build_text("Goal", ["football"], "")) == ("Goal",)
     assert build_views("", ["football"], "", ("title",), "football") == ()
+    assert build_texts("Goal", ["football"], "", views) == ("Goal. football", ("Goal",))
+    assert build_texts("https://x.io", [], "", views) == ("", ())  # no text, no views
 
 
 def test_nothing_meaningful_left_is_empty() -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.text import DEFAULT_MAX_CHARS, build_text, build_views
+from worker.text import DEFAULT_MAX_CHARS, build_text, build_texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,7 @@ def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
 
 def view_texts(row: dict, views: Sequence[str], max_chars: int) -> tuple[str, ...]:
     """The named views' texts, without empty ones or repeats of the full text."""
-    title, tags, description = row.get("title") or "", row.get("tags") or (), row.get("description") or ""
-    return build_views(title, tags, description, views, video_text(row, max_chars), max_chars)
+    return build_texts(row.get("title") or "", row.get("tags") or (), row.get("description") or "", views, max_chars)[1]
 
 
 def with_views(examples: Iterable[Example]) -> list[Example]:

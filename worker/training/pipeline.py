@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from worker.classify import load_classifier, sigmoid
-from worker.embed import mean_per_item
+from worker.embed import flatten, mean_per_item
 from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
@@ -79,8 +79,7 @@ def _cache(kind: EncoderKind | None, max_tokens: int | None = None) -> Embedding
 
 def embed_as_served(cache: EmbeddingCache, examples: list[Example]) -> np.ndarray:
     """Each example's embedding as the worker serves it: its text's, averaged with its `embed_with` texts'."""
-    texts = [e.text for e in examples] + [t for e in examples for t in e.embed_with]
-    owners = [*range(len(examples)), *(i for i, e in enumerate(examples) for _ in e.embed_with)]
+    texts, owners = flatten([e.text for e in examples], [e.embed_with for e in examples])
     return mean_per_item(cache.embed(texts), owners, len(examples))
 
 
