@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def restrict_labels(examples: list[Example], labels: tuple[str, ...]) -> list[Ex
     for ex in examples:
         names = tuple(n for n in ex.labels if n in allowed)
         if names:
-            kept.append(Example(ex.text, names, ex.group, ex.views, ex.embed_with))
+            kept.append(replace(ex, labels=names))
     return kept
 
 
