@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.text import DEFAULT_MAX_CHARS, build_text, build_texts
+from worker.text import DEFAULT_MAX_CHARS, build_text, build_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,6 @@ class Example:
 
 def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return build_text(row.get("title") or "", row.get("tags") or (), row.get("description") or "", max_chars)
-
-
-def view_texts(row: dict, views: Sequence[str], max_chars: int) -> tuple[str, ...]:
-    """The named views' texts, without empty ones or repeats of the full text."""
-    return build_texts(row.get("title") or "", row.get("tags") or (), row.get("description") or "", views, max_chars)[1]
 
 
 def with_views(examples: Iterable[Example]) -> list[Example]:
@@ -73,10 +68,11 @@ def read_videos(
             row = json.loads(line)
             category = row.get("category")
             labels = tuple(category) if isinstance(category, list) else (str(category),)
-            text = video_text(row, max_chars)
+            title, tags, description = row.get("title") or "", row.get("tags") or (), row.get("description") or ""
+            text = build_text(title, tags, description, max_chars)
             if text and category:
-                extra = view_texts(row, views, max_chars) if views else ()
-                embed_with = view_texts(row, embed_views, max_chars) if embed_views else ()
+                extra = build_views(title, tags, description, views, text, max_chars)
+                embed_with = build_views(title, tags, description, embed_views, text, max_chars)
                 examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with))
     return examples
 
