@@ -143,6 +143,8 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
         "96",
         "--embed-views",
         "title_tags",
+        "--label-prior",
+        "5",
     ]
     data = ["--data", str(FIXTURES / "videos_small.jsonl")]
     trained = runner.invoke(
@@ -156,6 +158,11 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
     assert (classifier.text_max_chars, classifier.max_tokens) == (300, 96)
     assert meta["text"]["embed_views"] == ["title_tags"] and classifier.embed_views == ("title_tags",)
     assert classifier.hidden_kernel.shape[1] == 2 * len(classifier.labels)  # linear only: 2 units per label
+    assert meta["hyper_parameters"]["label_prior"] == 5.0
+    # each label's linear weights lean toward its name's embedding (cosine 0.2-0.4 without --label-prior)
+    names = ReferenceEncoder(max_tokens=96).encode(list(classifier.labels))
+    weights = classifier.hidden_kernel[:, : len(classifier.labels)]  # the linear units [w, -w]: w
+    assert np.min(np.sum(names.T * weights, axis=0) / np.linalg.norm(weights, axis=0)) > 0.5
     result = runner.invoke(
         cli(), ["evaluate", "--model", str(out), *data, "--json", "--encoder", "reference"]
     )

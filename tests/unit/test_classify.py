@@ -134,6 +134,29 @@ def test_linear_classifier_folds_into_the_served_head(tmp_path: Path) -> None:
     assert blended.get_layer("hidden").get_weights()[0].shape == (512, 8 + 2 * 3)
 
 
+def test_label_prior_pulls_the_linear_head_toward_the_label_names() -> None:
+    """With --label-prior s the linear part's L2 pulls it toward s x each label name's embedding:
+    on data that says nothing, a text that is a label's name still scores that label, by about s."""
+    from worker.training.head import fit_head
+    from worker.training.linear import fit_linear, label_prior_weights
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(90, 512)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 90)]  # labels unrelated to x
+    names = rng.normal(size=(3, 512)).astype(np.float32)
+    names /= np.linalg.norm(names, axis=1, keepdims=True)
+    free, _ = fit_linear(x, y, 0.03)
+    pulled, _ = fit_linear(x, y, 0.03, label_prior_weights(names, 5.0))
+    assert np.abs(names @ free).max() < 1.0
+    scores = names @ pulled
+    assert scores.argmax(1).tolist() == [0, 1, 2]
+    assert np.diag(scores).min() > 4.0 and np.abs(scores - np.diag(np.diag(scores))).max() < 1.5
+
+    with pytest.raises(ValueError, match="label names"):
+        fit_head(x, y, None, None, HyperParameters(linear_weight=1.0, label_prior=5.0))
+
+
 def test_kernel_votes_fold_into_the_served_head(tmp_path: Path) -> None:
     """kernel_weight adds each training row's vote, weight * relu(cosine - threshold), to its
     labels' logits; a repeated row is one hidden unit whose vote counts every copy."""

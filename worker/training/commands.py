@@ -85,6 +85,13 @@ def train(
     linear_l2: Annotated[float, typer.Option(help="L2 penalty of that linear classifier.")] = _hp_default(
         "linear_l2"
     ),
+    label_prior: Annotated[
+        float,
+        typer.Option(
+            help="The linear classifier's L2 pulls it toward this x the cosine with each label name's "
+            "embedding instead of toward zero (0 = toward zero)."
+        ),
+    ] = _hp_default("label_prior"),
     kernel_weight: Annotated[
         float,
         typer.Option(help="Each training row adds this * relu(cosine - threshold) to its labels' logits; 0 = off."),
@@ -148,6 +155,7 @@ def train(
         label_smoothing=label_smoothing,
         linear_weight=linear_weight,
         linear_l2=linear_l2,
+        label_prior=label_prior,
         kernel_weight=kernel_weight,
         kernel_threshold=kernel_threshold,
         seeds=seeds,

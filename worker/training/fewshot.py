@@ -18,6 +18,7 @@ from worker.settings import EncoderKind
 
 # The starter model's settings (docs/training.md), so the table measures what is shipped.
 STARTER_LINEAR_WEIGHT = 1.0
+STARTER_LABEL_PRIOR = 7.0
 STARTER_TEXT_MAX_CHARS = 1024
 STARTER_MAX_TOKENS = 256
 STARTER_VIEWS = ("title_tags",)
@@ -69,7 +70,9 @@ def main(
             k,
             None,
             0.15,
-            replace(HyperParameters(), seed=seed, linear_weight=STARTER_LINEAR_WEIGHT),
+            replace(
+                HyperParameters(), seed=seed, linear_weight=STARTER_LINEAR_WEIGHT, label_prior=STARTER_LABEL_PRIOR
+            ),
             STARTER_TEXT_MAX_CHARS,
             STARTER_MAX_TOKENS,
             STARTER_VIEWS,

@@ -38,6 +38,9 @@ class HyperParameters:
     # into the head (worker/training/linear.py); 1 = linear only, 0 = MLP seeds only.
     linear_weight: float = 0.0
     linear_l2: float = 0.03
+    # The linear part's L2 pulls it toward label_prior x each label name's embedding instead of
+    # zero (worker/training/linear.py, label_prior_weights); 0 = toward zero.
+    label_prior: float = 0.0
     # Votes of the training rows a query is close to, added to the logits (worker/training/kernel.py):
     # each row adds kernel_weight * relu(cosine - kernel_threshold) to its labels' logits; 0 = off.
     kernel_weight: float = 0.0
@@ -194,6 +197,7 @@ def fit_head(
     dev_y: np.ndarray | None,
     hp: HyperParameters,
     epochs: Sequence[int] = (),
+    label_embeddings: np.ndarray | None = None,
 ) -> FittedHead:
     """The merged (uncompiled, so no optimizer state is saved) head.
 
@@ -201,9 +205,10 @@ def fit_head(
            + linear_weight * the linear classifier's logits
            + kernel_weight * the training rows' votes (when kernel_weight > 0).
     Each MLP seed stops early on dev, or, given `epochs` (a refit without dev), trains for its count.
+    `label_embeddings` ([L, 512], the label names embedded) are needed when `hp.label_prior` > 0.
     """
     from worker.training.kernel import kernel_units
-    from worker.training.linear import fit_linear, folded_units
+    from worker.training.linear import fit_linear, folded_units, label_prior_weights
 
     dev = None if dev_x is None or dev_y is None else (dev_x, dev_y)
     if dev is None and not epochs and hp.linear_weight < 1:
@@ -221,8 +226,11 @@ def fit_head(
             named["scores/kernel"] = named["scores/kernel"] * mlp_share / hp.seeds
             bias += named["scores/bias"] * mlp_share / hp.seeds
             parts.append(named)
+    if hp.label_prior > 0 and label_embeddings is None:
+        raise ValueError("label_prior needs the label names' embeddings")
     if hp.linear_weight > 0:
-        kernel, linear_bias = fit_linear(x, y, hp.linear_l2)
+        prior = label_prior_weights(label_embeddings, hp.label_prior) if hp.label_prior > 0 else None
+        kernel, linear_bias = fit_linear(x, y, hp.linear_l2, prior)
         parts.append(with_identity_norm(folded_units(kernel, np.zeros_like(linear_bias), hp.linear_weight)))
         bias += hp.linear_weight * linear_bias
     if hp.kernel_weight > 0:

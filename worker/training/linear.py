@@ -18,10 +18,19 @@ _INPUT_SCALE = 10.0
 
 
 def fit_linear(
-    x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 400, learning_rate: float = 0.05
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float,
+    prior: np.ndarray | None = None,
+    iterations: int = 400,
+    learning_rate: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(W [512, L], b [L]) of a softmax regression on `x` (targets: `y` rows normalised)."""
+    """(W [512, L], b [L]) of a softmax regression on `x` (targets: `y` rows normalised).
+
+    The L2 penalty pulls W toward `prior` ([512, L], label_prior_weights) instead of zero when given.
+    """
     xs = x.astype(np.float64) * _INPUT_SCALE
+    anchor = 0.0 if prior is None else prior.astype(np.float64) / _INPUT_SCALE
     targets = y / np.maximum(y.sum(axis=1, keepdims=True), 1.0)
     params = [np.zeros((x.shape[1], y.shape[1])), np.zeros(y.shape[1])]
     first = [np.zeros_like(p) for p in params]
@@ -32,13 +41,23 @@ def fit_linear(
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         g = (p - targets) / len(xs)
-        grads = [xs.T @ g + l2 * params[0], g.sum(axis=0)]
+        grads = [xs.T @ g + l2 * (params[0] - anchor), g.sum(axis=0)]
         for i, grad in enumerate(grads):
             first[i] = 0.9 * first[i] + 0.1 * grad
             second[i] = 0.999 * second[i] + 0.001 * grad * grad
             m_hat, v_hat = first[i] / (1 - 0.9**step), second[i] / (1 - 0.999**step)
             params[i] -= learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)
     return (params[0] * _INPUT_SCALE).astype(np.float32), params[1].astype(np.float32)
+
+
+def label_prior_weights(label_embeddings: np.ndarray, strength: float) -> np.ndarray:
+    """[512, L]: W whose logits are `strength` x the cosine of an embedding with each label name's.
+
+    A linear head shrunk toward these rather than toward zero starts from what the label names
+    mean in the encoder's language-neutral space and learns the training data's corrections to it:
+    the rare categories, with few training rows to go on, lean on their names (docs/training.md).
+    """
+    return (strength * label_embeddings.T).astype(np.float32)
 
 
 def linear_logits(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:

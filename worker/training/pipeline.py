@@ -140,7 +140,8 @@ def fit_and_calibrate(data: TrainingSet, cache: EmbeddingCache, hp: HyperParamet
     labels, train, dev = data.labels, data.train, data.dev
     x, y = cache.embed([e.text for e in train]), one_hot([e.labels for e in train], labels)
     dev_x, dev_y = embed_as_served(cache, dev), one_hot([e.labels for e in dev], labels)
-    fitted = fit_head(x, y, dev_x, dev_y, hp)
+    label_x = cache.embed(list(labels)) if hp.label_prior > 0 else None
+    fitted = fit_head(x, y, dev_x, dev_y, hp, label_embeddings=label_x)
     dev_logits = served_logits(fitted.model, dev_x)
     thresholds = calibrate_thresholds(sigmoid(dev_logits), dev_y)
     dev_results = score_groups(
@@ -152,7 +153,7 @@ def fit_and_calibrate(data: TrainingSet, cache: EmbeddingCache, hp: HyperParamet
     dev_rows = with_views(dev)
     rows, all_y = train + dev_rows, np.concatenate([y, one_hot([e.labels for e in dev_rows], labels)])
     x_all = np.concatenate([x, cache.embed([e.text for e in dev_rows])])
-    model = fit_head(x_all, all_y, None, None, hp, fitted.epochs).model
+    model = fit_head(x_all, all_y, None, None, hp, fitted.epochs, label_x).model
     return TrainedHead(model, rows, all_y, thresholds, dev_results, fitted.epochs)
 
 
