@@ -203,6 +203,13 @@ def test_bad_view_name_is_refused(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "thumbnail" in result.output
 
 
+def test_a_label_prior_without_a_linear_part_is_refused(tmp_path: Path) -> None:
+    data = ["--data", str(FIXTURES / "videos_small.jsonl")]
+    result = CliRunner().invoke(cli(), ["train", *data, "--out", str(tmp_path / "m"), "--label-prior", "5"])
+    assert result.exit_code != 0 and "--linear-weight" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_starter_model_predicts_obvious_multilingual_texts() -> None:
     classifier = load_classifier(DEFAULT_MODEL_DIR, muse_identity())
     chars = classifier.text_max_chars  # the budgets the model was trained with

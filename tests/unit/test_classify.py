@@ -155,6 +155,8 @@ def test_label_prior_pulls_the_linear_head_toward_the_label_names() -> None:
 
     with pytest.raises(ValueError, match="label names"):
         fit_head(x, y, None, None, HyperParameters(linear_weight=1.0, label_prior=5.0))
+    with pytest.raises(ValueError, match="linear_weight"):  # no linear part for the prior to shape
+        fit_head(x, y, x, y, HyperParameters(linear_weight=0.0, label_prior=5.0), label_embeddings=names)
 
 
 def test_kernel_votes_fold_into_the_served_head(tmp_path: Path) -> None:

@@ -161,6 +161,8 @@ def train(
         seeds=seeds,
         seed=seed,
     )
+    if label_prior > 0 and linear_weight == 0:
+        raise typer.BadParameter("--label-prior shapes the linear part: give --linear-weight > 0 too")
     request = TrainRequest(
         data,
         out,

@@ -210,6 +210,8 @@ def fit_head(
     from worker.training.kernel import kernel_units
     from worker.training.linear import fit_linear, folded_units, label_prior_weights
 
+    if hp.label_prior > 0 and (hp.linear_weight == 0 or label_embeddings is None):
+        raise ValueError("a label prior shapes the linear part: needs linear_weight > 0 and the label names")
     dev = None if dev_x is None or dev_y is None else (dev_x, dev_y)
     if dev is None and not epochs and hp.linear_weight < 1:
         raise ValueError("an MLP head needs dev data to stop on, or the epoch count of each seed")
@@ -226,8 +228,6 @@ def fit_head(
             named["scores/kernel"] = named["scores/kernel"] * mlp_share / hp.seeds
             bias += named["scores/bias"] * mlp_share / hp.seeds
             parts.append(named)
-    if hp.label_prior > 0 and label_embeddings is None:
-        raise ValueError("label_prior needs the label names' embeddings")
     if hp.linear_weight > 0:
         prior = label_prior_weights(label_embeddings, hp.label_prior) if hp.label_prior > 0 else None
         kernel, linear_bias = fit_linear(x, y, hp.linear_l2, prior)
