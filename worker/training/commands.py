@@ -141,28 +141,29 @@ def train(
     from worker.training.head import HyperParameters
     from worker.training.pipeline import TrainRequest, run_training
 
-    hp = HyperParameters(
-        hidden=hidden,
-        dropout=dropout,
-        input_dropout=input_dropout,
-        learning_rate=learning_rate,
-        l2=l2,
-        l2_output=l2_output,
-        batch_size=batch_size,
-        max_epochs=max_epochs,
-        patience=patience,
-        class_weight_power=class_weight_power,
-        label_smoothing=label_smoothing,
-        linear_weight=linear_weight,
-        linear_l2=linear_l2,
-        label_prior=label_prior,
-        kernel_weight=kernel_weight,
-        kernel_threshold=kernel_threshold,
-        seeds=seeds,
-        seed=seed,
-    )
-    if label_prior > 0 and linear_weight == 0:
-        raise typer.BadParameter("--label-prior shapes the linear part: give --linear-weight > 0 too")
+    try:
+        hp = HyperParameters(
+            hidden=hidden,
+            dropout=dropout,
+            input_dropout=input_dropout,
+            learning_rate=learning_rate,
+            l2=l2,
+            l2_output=l2_output,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            patience=patience,
+            class_weight_power=class_weight_power,
+            label_smoothing=label_smoothing,
+            linear_weight=linear_weight,
+            linear_l2=linear_l2,
+            label_prior=label_prior,
+            kernel_weight=kernel_weight,
+            kernel_threshold=kernel_threshold,
+            seeds=seeds,
+            seed=seed,
+        )
+    except ValueError as error:  # a combination of options that does not fit together
+        raise typer.BadParameter(str(error)) from error
     request = TrainRequest(
         data,
         out,

@@ -48,6 +48,10 @@ class HyperParameters:
     seeds: int = 2
     seed: int = 13
 
+    def __post_init__(self) -> None:
+        if self.label_prior > 0 and self.linear_weight == 0:
+            raise ValueError("label_prior shapes the linear part: give linear_weight (--linear-weight) > 0 too")
+
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
@@ -210,8 +214,8 @@ def fit_head(
     from worker.training.kernel import kernel_units
     from worker.training.linear import fit_linear, folded_units, label_prior_weights
 
-    if hp.label_prior > 0 and (hp.linear_weight == 0 or label_embeddings is None):
-        raise ValueError("a label prior shapes the linear part: needs linear_weight > 0 and the label names")
+    if hp.label_prior > 0 and label_embeddings is None:
+        raise ValueError("label_prior needs the label names' embeddings")
     dev = None if dev_x is None or dev_y is None else (dev_x, dev_y)
     if dev is None and not epochs and hp.linear_weight < 1:
         raise ValueError("an MLP head needs dev data to stop on, or the epoch count of each seed")
