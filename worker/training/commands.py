@@ -19,6 +19,11 @@ DataOption = Annotated[
     list[Path],
     typer.Option("--data", exists=True, help="JSON Lines file or SIB-200 style folder; repeatable."),
 ]
+# `--data A B C`: click options take one value each, so the paths after the first arrive as arguments.
+MoreDataArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(exists=True, show_default=False, help="More --data paths (`--data A B` = `--data A --data B`)."),
+]
 EncoderOption = Annotated[
     EncoderKind | None,
     typer.Option("--encoder", help="Encoder to embed with (default: WORKER_ENCODER, i.e. tf)."),
@@ -136,6 +141,7 @@ def train(
     seed: Annotated[
         int, typer.Option(help="First seed (also seeds the dev split and few-shot sample).")
     ] = _hp_default("seed"),
+    more_data: MoreDataArgument = None,
 ) -> None:
     """Train the classifier head on labelled data and write a model artifact."""
     from worker.training.head import HyperParameters
@@ -165,7 +171,7 @@ def train(
     except ValueError as error:  # a combination of options that does not fit together
         raise typer.BadParameter(str(error)) from error
     request = TrainRequest(
-        data,
+        [*data, *(more_data or [])],
         out,
         dev or [],
         few_shot_data or [],
@@ -195,12 +201,13 @@ def evaluate(
         Path | None, typer.Option("--report", help="Write report.md and accuracy.png here.")
     ] = None,
     encoder: EncoderOption = None,
+    more_data: MoreDataArgument = None,
 ) -> None:
     """Per language/region: rows, top-1 accuracy, macro-F1 and the majority baseline."""
     from worker.training.pipeline import run_evaluation
     from worker.training.report import as_table, write_report
 
-    summary, results, labels = run_evaluation(model, data, encoder)
+    summary, results, labels = run_evaluation(model, [*data, *(more_data or [])], encoder)
     if report is not None:
         path = write_report(report, summary, results, labels)
         typer.echo(f"report written to {path}", err=True)
