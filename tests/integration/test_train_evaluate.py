@@ -16,6 +16,7 @@ from worker.encoders.reference import ReferenceEncoder
 from worker.settings import DEFAULT_MODEL_DIR
 from worker.text import build_text
 from worker.training.commands import evaluate, train
+from worker.training.data import few_shot_sample, read_videos
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FAST = ["--encoder", "reference", "--seeds", "1", "--max-epochs", "60", "--patience", "15", "--hidden", "32"]
@@ -199,6 +200,21 @@ def test_few_shot_examples_count_as_weight_rows_each(trained: Path, tmp_path: Pa
     base, weighted = (json.loads((d / "model.json").read_text())["training_data"] for d in (trained, out))
     assert weighted["few_shot"] == {"k": 1, "weight": 3, "sources": ["videos_small.jsonl"], "n": 4}
     assert weighted["n_train"] == base["n_train"] + 3 * 4
+
+
+def test_few_shot_examples_bring_their_training_views(tmp_path: Path) -> None:
+    data = str(FIXTURES / "videos_small.jsonl")
+    linear = ["--data", data, "--dev-fraction", "0.25", "--views", "title_tags", "--linear-weight", "1", *FAST[:2]]
+    shots = ["--few-shot-data", data, "--few-shot", "1", "--few-shot-weight", "2"]
+    runner, counts = CliRunner(), []
+    for name, extra in (("without", []), ("with", shots)):
+        result = runner.invoke(cli(), ["train", "--out", str(tmp_path / name), *linear, *extra])
+        assert result.exit_code == 0, result.output
+        counts.append(json.loads((tmp_path / name / "model.json").read_text())["training_data"]["n_train"])
+    sample, _ = few_shot_sample(read_videos(Path(data), views=("title_tags",)), 1, seed=13)
+    rows_per_shot = [1 + len(ex.views) for ex in sample]
+    assert max(rows_per_shot) == 2  # the fixture has shots whose title + tags differs from the full text
+    assert counts[1] - counts[0] == 2 * sum(rows_per_shot)
 
 
 def test_bad_view_name_is_refused(tmp_path: Path) -> None:

@@ -105,14 +105,15 @@ def read_sib_split(folder: Path, split: str, max_chars: int = DEFAULT_MAX_CHARS)
 
 
 def read_for_evaluation(
-    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = ()
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = (), views: Sequence[str] = ()
 ) -> list[Example]:
     """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv.
 
-    A sentence is a title alone, so no view of it differs from it: `embed_views` only touch videos.
+    A sentence is a title alone, so no view of it differs from it: `views` (training views, for
+    few-shot rows) and `embed_views` only touch videos.
     """
     if path.is_file():
-        return read_videos(path, max_chars, embed_views=embed_views)
+        return read_videos(path, max_chars, views, embed_views)
     examples: list[Example] = []
     for lang in sib_languages(path):
         split = "test" if (lang / "test.tsv").exists() else "dev"
