@@ -230,6 +230,21 @@ def test_a_label_prior_without_a_linear_part_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--few-shot", "5"], "--few-shot-data"),
+        (["--few-shot-data", str(FIXTURES / "videos_small.jsonl")], "--few-shot K"),
+        (["--few-shot", "-1", "--few-shot-data", str(FIXTURES / "videos_small.jsonl")], "0 (zero-shot)"),
+    ],
+)
+def test_few_shot_options_that_would_be_ignored_are_refused(tmp_path: Path, options: list[str], named: str) -> None:
+    data = ["--data", str(FIXTURES / "videos_small.jsonl")]
+    result = CliRunner().invoke(cli(), ["train", *data, "--out", str(tmp_path / "m"), *options])
+    assert result.exit_code != 0 and named in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_starter_model_predicts_obvious_multilingual_texts() -> None:
     classifier = load_classifier(DEFAULT_MODEL_DIR, muse_identity())
     chars = classifier.text_max_chars  # the budgets the model was trained with

@@ -168,24 +168,24 @@ def train(
             seeds=seeds,
             seed=seed,
         )
+        request = TrainRequest(
+            [*data, *(more_data or [])],
+            out,
+            dev or [],
+            few_shot_data or [],
+            few_shot,
+            _parse_labels(labels),
+            dev_fraction,
+            hp,
+            text_max_chars,
+            max_tokens,
+            _parse_views(views),
+            refit,
+            few_shot_weight,
+            _parse_views(embed_views),
+        )
     except ValueError as error:  # a combination of options that does not fit together
         raise typer.BadParameter(str(error)) from error
-    request = TrainRequest(
-        [*data, *(more_data or [])],
-        out,
-        dev or [],
-        few_shot_data or [],
-        few_shot,
-        _parse_labels(labels),
-        dev_fraction,
-        hp,
-        text_max_chars,
-        max_tokens,
-        _parse_views(views),
-        refit,
-        few_shot_weight,
-        _parse_views(embed_views),
-    )
     meta = run_training(request, encoder)
     typer.echo(
         f"wrote {out} version {meta['version']}; dev accuracy {meta['metrics']['dev']['mean_accuracy']:.3f}",

@@ -66,7 +66,7 @@ def main(
             [train],
             work / f"k{k}",
             [],
-            [shots_path],
+            [shots_path] if k else [],
             k,
             None,
             0.15,

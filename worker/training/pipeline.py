@@ -47,6 +47,14 @@ class TrainRequest:
     few_shot_weight: int = DEFAULT_FEW_SHOT_WEIGHT  # each few-shot example counts as this many rows
     embed_views: tuple[str, ...] = ()  # views averaged with the full text when scored and served
 
+    def __post_init__(self) -> None:
+        if self.few_shot < 0:
+            raise ValueError("--few-shot K is a count of examples per class: 0 (zero-shot) or more")
+        if self.few_shot > 0 and not self.few_shot_data:
+            raise ValueError("--few-shot K takes its examples from --few-shot-data: name the new language's data")
+        if self.few_shot_data and self.few_shot == 0:
+            raise ValueError("--few-shot-data is used only with --few-shot K (K examples per class)")
+
 
 class LazyEncoder:
     """The configured encoder, loaded on first use: fully cached runs never load TensorFlow.
