@@ -13,6 +13,7 @@ from worker.training.data import (
     few_shot_sample,
     fingerprint,
     load_training_data,
+    read_few_shot_pool,
     read_for_evaluation,
     read_sib_tsv,
     read_videos,
@@ -115,6 +116,24 @@ def test_sib_folder_splits_by_file() -> None:
     assert not {e.text for e in train} & {e.text for e in dev}
     evaluated = read_for_evaluation(FIXTURES / "sib_small")
     assert len(evaluated) == len(dev)
+
+
+def test_few_shot_rows_never_come_from_the_split_evaluate_reads(tmp_path: Path) -> None:
+    def language(name: str, splits: tuple[str, ...]) -> None:
+        (tmp_path / name).mkdir()
+        for split in splits:
+            (tmp_path / name / f"{split}.tsv").write_text(
+                f"index_id\tcategory\ttext\n1\tsports\t{name} {split} sentence\n", encoding="utf-8"
+            )
+
+    language("por_Latn", ("train", "dev", "test"))
+    language("ita_Latn", ("dev",))
+    texts = {e.text for e in read_few_shot_pool(tmp_path)}
+    assert texts == {"por_Latn train sentence", "ita_Latn dev sentence"}
+    assert {e.text for e in read_for_evaluation(tmp_path)} == {"por_Latn test sentence", "ita_Latn dev sentence"}
+    language("tur_Latn", ("test",))
+    with pytest.raises(ValueError, match="tur_Latn: no train.tsv or dev.tsv"):
+        read_few_shot_pool(tmp_path)
 
 
 def test_jsonl_holdout_is_stratified_seeded_and_disjoint() -> None:

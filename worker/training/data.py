@@ -105,18 +105,35 @@ def read_sib_split(folder: Path, split: str, max_chars: int = DEFAULT_MAX_CHARS)
 
 
 def read_for_evaluation(
-    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = (), views: Sequence[str] = ()
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = ()
 ) -> list[Example]:
     """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv.
 
-    A sentence is a title alone, so no view of it differs from it: `views` (training views, for
-    few-shot rows) and `embed_views` only touch videos.
+    A sentence is a title alone, so no view of it differs from it: `embed_views` only touch videos.
     """
     if path.is_file():
-        return read_videos(path, max_chars, views, embed_views)
+        return read_videos(path, max_chars, embed_views=embed_views)
+    return _read_sib_first_split(path, ("test", "dev"), max_chars)
+
+
+def read_few_shot_pool(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = ()) -> list[Example]:
+    """The labelled rows of a new language that few-shot examples are drawn from.
+
+    JSON Lines read whole, each video with its training `views`; a SIB-200 folder per language:
+    train.tsv where present, else dev.tsv, never the test.tsv that `evaluate` reads.
+    """
+    if path.is_file():
+        return read_videos(path, max_chars, views)
+    return _read_sib_first_split(path, ("train", "dev"), max_chars)
+
+
+def _read_sib_first_split(folder: Path, splits: Sequence[str], max_chars: int) -> list[Example]:
+    """Per language sub-folder, the first of `splits` it has."""
     examples: list[Example] = []
-    for lang in sib_languages(path):
-        split = "test" if (lang / "test.tsv").exists() else "dev"
+    for lang in sib_languages(folder):
+        split = next((s for s in splits if (lang / f"{s}.tsv").exists()), None)
+        if split is None:
+            raise ValueError(f"{lang}: no {' or '.join(f'{s}.tsv' for s in splits)}")
         examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name, max_chars))
     return examples
 

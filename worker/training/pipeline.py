@@ -21,6 +21,7 @@ from worker.training.data import (
     fingerprint,
     label_set,
     load_training_data,
+    read_few_shot_pool,
     read_for_evaluation,
     with_views,
 )
@@ -133,7 +134,7 @@ def read_training_set(request: TrainRequest) -> TrainingSet:
     )
     shots: list[Example] = []
     if request.few_shot > 0:
-        pool = [ex for path in request.few_shot_data for ex in read_for_evaluation(path, chars, views=request.views)]
+        pool = [ex for path in request.few_shot_data for ex in read_few_shot_pool(path, chars, request.views)]
         shots, _ = few_shot_sample(pool, request.few_shot, seed)
     labels = request.labels or label_set(train + dev)
     weighted_shots = shots * request.few_shot_weight
