@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from worker.encoders.reference import ReferenceEncoder
-from worker.encoders.tf_export import STAMP_FILE, ensure_savedmodel, expected_stamp
+from worker.encoders.tf_export import STAMP_FILE, build_muse_module, ensure_savedmodel, expected_stamp
 from worker.encoders.tf_hub import BATCH_BUCKETS, TFHubEncoder, batch_bucket
 from worker.settings import DEFAULT_SAVEDMODEL_DIR, REPO_ROOT
 from worker.text import build_text
@@ -51,6 +51,9 @@ EDGE_CASES = [
     "🥧🤶 Natal 💰💵!",
     "x\x01\x02y",
     "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ",
+    "Joyeux NOE\u0308L",  # decomposed: one unknown "Ë" once normalised, two raw characters
+    "A\u030a\u0301",  # three raw characters, one unknown normalised one
+    "\u0675 \u0958ila 300\u02daF",  # each normalises to a known and an unknown character
     "😀" * 40,
     "ok " * 300,
 ]
@@ -144,6 +147,24 @@ def test_tf_matches_reference_on_shared_data(tf_encoder: TFHubEncoder, reference
             rows = [json.loads(line) for _, line in zip(range(40), f, strict=False)]
         texts += [build_text(r["title"], r["tags"], r["description"]) for r in rows]
     assert_equivalent(tf_encoder, reference, texts)
+
+
+# Newer than the tokenizer's normalisation tables: ICU's NFKC expands them ("令和", "MR"), nmt_nfkc does not.
+NEWER_THAN_THE_TOKENIZER = {"\u32ff", "\U0001f16c"}
+
+
+def test_every_code_point_gets_the_references_token_ids(reference: ReferenceEncoder) -> None:
+    import tensorflow as tf
+
+    module = build_muse_module(128)
+    singles = [chr(c) for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF]
+    texts = singles + [f"a{c}b" for c in singles]
+    got: list[list[int]] = []
+    for start in range(0, len(texts), 8192):
+        got += module.tokenize(tf.constant(texts[start : start + 8192]), tf.constant(128)).to_list()
+    # The code point is the middle character of "c" and of "acb".
+    differ = {text[len(text) // 2] for text, ids in zip(texts, got, strict=True) if reference.tokenize(text) != ids}
+    assert differ <= NEWER_THAN_THE_TOKENIZER, sorted(f"U+{ord(c):04X}" for c in differ - NEWER_THAN_THE_TOKENIZER)[:20]
 
 
 def test_a_text_in_a_batch_equals_the_text_alone(tf_encoder: TFHubEncoder) -> None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_TOKENS = 128
 STAMP_FILE = "weights.sha256"
 # Bumped when the exported graph changes, so caches written by older code are replaced too.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 
 _VOCAB_ROWS = 7530
 _NUM_CHUNKS = 17
@@ -78,6 +78,12 @@ def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> 
     return x * tf.math.rsqrt(var + eps) * gamma + beta
 
 
+def _n_chars(strings: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.strings.length(strings, unit="UTF8_CHAR")
+
+
 def make_muse_module(sp_model: bytes, weights: dict[str, np.ndarray], default_max_tokens: int) -> tf.Module:
     """The tf.Module that is exported (its class is built here so TensorFlow is imported lazily)."""
     import tensorflow as tf
@@ -110,22 +116,45 @@ def make_muse_module(sp_model: bytes, weights: dict[str, np.ndarray], default_ma
         def tokenize(self, texts: tf.Tensor, max_tokens: tf.Tensor) -> tf.RaggedTensor:
             """[BOS] pieces [EOS] per text, at most max_tokens, like the numpy reference."""
             pieces, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
-            # SentencePiece merges a run of unknown characters into one UNK; the reference
-            # (pure-python port) emits one UNK per character: repeat to match it.
-            row_texts = tf.gather(texts, pieces.value_rowids())
-            span = tf.strings.substr(row_texts, starts.flat_values, ends.flat_values - starts.flat_values)
-            n_chars = tf.strings.length(span, unit="UTF8_CHAR")
-            repeats = tf.where(pieces.flat_values == _UNK, tf.maximum(n_chars, 1), 1)
+            flat, rows = pieces.flat_values, pieces.value_rowids()
+            repeats = self.unk_repeats(texts, flat, rows, starts.flat_values, ends.flat_values)
             n = tf.size(texts, out_type=tf.int64)
-            pieces = tf.RaggedTensor.from_value_rowids(
-                tf.repeat(pieces.flat_values, repeats), tf.repeat(pieces.value_rowids(), repeats), nrows=n
-            )
+            pieces = tf.RaggedTensor.from_value_rowids(tf.repeat(flat, repeats), tf.repeat(rows, repeats), nrows=n)
             pieces = pieces[:, : tf.maximum(max_tokens, 3) - 2]
             is_empty = tf.cast(pieces.row_lengths() == 0, tf.int64)
             unk = tf.RaggedTensor.from_row_lengths(tf.zeros([tf.reduce_sum(is_empty)], tf.int32), is_empty)
             bos = tf.RaggedTensor.from_row_lengths(tf.fill([n], _BOS), tf.ones([n], tf.int64))
             eos = tf.RaggedTensor.from_row_lengths(tf.fill([n], _EOS), tf.ones([n], tf.int64))
             return tf.concat([bos, pieces, unk, eos], axis=1)
+
+        def unk_repeats(
+            self, texts: tf.Tensor, ids: tf.Tensor, rows: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor
+        ) -> tf.Tensor:
+            """How many UNKs the reference emits for each piece: 1 for a known piece.
+
+            SentencePiece merges a run of unknown characters into one UNK; the reference (the
+            pure-python port) emits one UNK per character of the normalised text. Offsets point
+            into the raw text, so an UNK's span is normalised (NFKC: "E" + U+0308 is one "Ë")
+            before its characters are counted. A raw character can also normalise to several,
+            some of them known ("ٵ" is "ا" + "ٴ"): SentencePiece then gives the known pieces an
+            empty span at the UNK's start, and their characters are not the UNK's. Spaces are
+            never UNK (they are the piece "▁"): "˚" normalises to " " + U+030A, one UNK.
+            """
+            # String work on the few UNK and empty-span pieces only, not on every token.
+            is_unk = ids == _UNK
+            unk = tf.where(is_unk)[:, 0]
+            spanless = tf.where(tf.logical_and(~is_unk, starts == ends))[:, 0]
+            # Group the UNKs and the empty-span pieces by (text, start offset).
+            keys = tf.bitwise.bitwise_or(tf.bitwise.left_shift(rows, 32), starts)
+            _, group = tf.unique(tf.concat([tf.gather(keys, unk), tf.gather(keys, spanless)], 0))
+            n_unk = tf.size(unk)
+            known_pieces = tf.strings.regex_replace(self.tokenizer.id_to_string(tf.gather(ids, spanless)), "\u2581", "")
+            known = tf.math.unsorted_segment_sum(_n_chars(known_pieces), group[n_unk:], tf.size(group))
+            unk_starts, unk_ends = tf.gather(starts, unk), tf.gather(ends, unk)
+            raw = tf.strings.substr(tf.gather(texts, tf.gather(rows, unk)), unk_starts, unk_ends - unk_starts)
+            normalised = tf.strings.regex_replace(tf_text.normalize_utf8(raw, "NFKC"), r"\s", "")
+            unk_chars = _n_chars(normalised) - tf.gather(known, group[:n_unk])
+            return tf.tensor_scatter_nd_update(tf.ones_like(ids), unk[:, None], tf.maximum(unk_chars, 1))
 
         def token_features(self, ids: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
             """[n_tokens, 1280] layer-normed [embedding | cnn2 | cnn3 | cnn5] per token."""
