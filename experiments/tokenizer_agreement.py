@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.encoders.reference import ReferenceEncoder  # noqa: E402
-from worker.encoders.tf_export import build_muse_module  # noqa: E402
+from worker.encoders.tf_export import build_muse_module, graph_token_ids  # noqa: E402
 from worker.training.data import read_sib_split, read_videos  # noqa: E402
 
 BUDGET = 256
@@ -55,11 +55,7 @@ def tricky_runs(n: int = 50_000) -> list[str]:
 
 
 def compare(name: str, texts: list[str], module, reference: ReferenceEncoder) -> None:
-    import tensorflow as tf
-
-    got: list[list[int]] = []
-    for start in range(0, len(texts), 8192):
-        got += module.tokenize(tf.constant(texts[start : start + 8192]), tf.constant(BUDGET)).to_list()
+    got = graph_token_ids(module, texts, BUDGET)
     differ = [(want, ids) for text, ids in zip(texts, got, strict=True) if (want := reference.tokenize(text)) != ids]
     unk = sum(want.count(0) != ids.count(0) for want, ids in differ)
     print(json.dumps({"set": name, "texts": len(texts), "differ": len(differ), "differ_in_unk_count": unk}), flush=True)

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from worker.encoders.reference import ReferenceEncoder
-from worker.encoders.tf_export import STAMP_FILE, build_muse_module, ensure_savedmodel, expected_stamp
+from worker.encoders.tf_export import (
+    STAMP_FILE,
+    build_muse_module,
+    ensure_savedmodel,
+    expected_stamp,
+    graph_token_ids,
+)
 from worker.encoders.tf_hub import BATCH_BUCKETS, TFHubEncoder, batch_bucket
 from worker.settings import DEFAULT_SAVEDMODEL_DIR, REPO_ROOT
 from worker.text import build_text
@@ -154,14 +160,9 @@ NEWER_THAN_THE_TOKENIZER = {"\u32ff", "\U0001f16c"}
 
 
 def test_every_code_point_gets_the_references_token_ids(reference: ReferenceEncoder) -> None:
-    import tensorflow as tf
-
-    module = build_muse_module(128)
     singles = [chr(c) for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF]
     texts = singles + [f"a{c}b" for c in singles]
-    got: list[list[int]] = []
-    for start in range(0, len(texts), 8192):
-        got += module.tokenize(tf.constant(texts[start : start + 8192]), tf.constant(128)).to_list()
+    got = graph_token_ids(build_muse_module(128), texts, 128)
     # The code point is the middle character of "c" and of "acb".
     differ = {text[len(text) // 2] for text, ids in zip(texts, got, strict=True) if reference.tokenize(text) != ids}
     assert differ <= NEWER_THAN_THE_TOKENIZER, sorted(f"U+{ord(c):04X}" for c in differ - NEWER_THAN_THE_TOKENIZER)[:20]

@@ -206,6 +206,16 @@ def build_muse_module(default_max_tokens: int = DEFAULT_MAX_TOKENS) -> tf.Module
     return make_muse_module(sp_path.read_bytes(), load_muse_weights(weights_path), default_max_tokens)
 
 
+def graph_token_ids(module: tf.Module, texts: list[str], max_tokens: int) -> list[list[int]]:
+    """The graph's token ids per text (BOS and EOS included), to compare with `ReferenceEncoder.tokenize`."""
+    import tensorflow as tf
+
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), 8192):
+        ids += module.tokenize(tf.constant(texts[start : start + 8192]), tf.constant(max_tokens)).to_list()
+    return ids
+
+
 def export_savedmodel(out_dir: Path, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> Path:
     """Write the SavedModel to out_dir (which must not exist yet) and its weights stamp."""
     import tensorflow as tf
