@@ -55,12 +55,15 @@ class LocalBroker:
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin: AdminClient | None = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"tansu exited with {self._process.returncode}; see {self.log_path}")
             try:
+                # librdkafka logs an error for each refused connection: wait for the port quietly first
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                admin = admin or AdminClient({"bootstrap.servers": self.bootstrap})
                 admin.list_topics(timeout=1)
                 return
             except Exception:  # noqa: BLE001 - not listening yet

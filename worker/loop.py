@@ -102,6 +102,7 @@ class Worker:
         finally:
             self._drain()
             self._inbox.close()
+            self._outbox.close()
             self._encoding.shutdown()
             log.info("worker_stopped")
 

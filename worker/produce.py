@@ -96,6 +96,10 @@ class Outbox:
                 return 0
         return len(self._producer) + len(self._retry)
 
+    def close(self) -> None:
+        """Release the producer's broker connections; the worker's drain has flushed what was queued."""
+        self._producer.close()
+
     # --- exactly-once ----------------------------------------------------------------------
     def begin(self) -> None:
         self._producer.begin_transaction()

@@ -1,0 +1,28 @@
+"""`make run`: the demo a newcomer runs first, as a subprocess with its own local broker."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from worker.settings import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# librdkafka's own log lines, e.g. "%3|1795291847.456|FAIL|rdkafka#producer-4| ... Connection refused"
+LIBRDKAFKA_LOG = re.compile(r"%\d\|[\d.]+\|\w+\|rdkafka#")
+
+
+def test_demo_categorizes_every_sample_and_logs_no_client_errors(redis_url: str) -> None:
+    """Every sample comes back; no client outlives the broker, none knocks before it listens."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "", "REDIS_URL": redis_url, "WORKER_METRICS_PORT": "0"}
+    done = subprocess.run([sys.executable, "-m", "worker", "demo"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert re.search(r"categorized (\d+)/\1 uploads", output), output[-3000:]
+    assert [line for line in output.splitlines() if LIBRDKAFKA_LOG.match(line)] == []
