@@ -77,11 +77,15 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 def categorize(
     logits: np.ndarray, labels: Sequence[str], thresholds: np.ndarray
 ) -> list[tuple[tuple[str, float], ...]]:
-    """Per row: every label whose probability reaches its threshold, best first; at least the top label."""
+    """Per row: the top label (highest logit), then every other label whose probability reaches its threshold.
+
+    The top label comes first even under its own threshold: it is the label `evaluate` scores, and a
+    lower label that passes a lower threshold is a worse first guess (docs/training.md, "Served top label").
+    """
     rows: list[tuple[tuple[str, float], ...]] = []
     for row, scores in zip(logits, sigmoid(logits), strict=True):
         order = np.argsort(-row, kind="stable")
-        picked = [i for i in order if scores[i] >= thresholds[i]] or [order[0]]
+        picked = [order[0], *(i for i in order[1:] if scores[i] >= thresholds[i])]
         rows.append(tuple((labels[i], float(scores[i])) for i in picked))
     return rows
 

@@ -102,6 +102,13 @@ def test_categorize_keeps_labels_over_threshold_best_first() -> None:
     assert rows[0][0][1] == pytest.approx(0.7)
 
 
+def test_categorize_puts_the_top_label_first_even_under_its_threshold() -> None:
+    """Music (0.45) misses its 0.5 threshold and Gaming (0.35) passes its 0.3: Music is still the top label."""
+    probabilities = np.array([[0.45, 0.1, 0.35]])
+    rows = categorize(np.log(probabilities / (1 - probabilities)), LABELS, np.array([0.5, 0.5, 0.3], np.float32))
+    assert [label for label, _ in rows[0]] == ["Music", "Gaming"]
+
+
 def test_categorize_ranks_on_logits_where_probabilities_saturate() -> None:
     """float32 sigmoids of 20 and 25 are both 1.0: the order must come from the logits."""
     rows = categorize(np.array([[20.0, 25.0, -3.0]], dtype=np.float32), LABELS, np.full(3, 0.5, np.float32))
