@@ -180,10 +180,20 @@ def test_thresholds_maximise_dev_f1() -> None:
         [[0.9, 0.2, 0.9], [0.7, 0.3, 0.9], [0.35, 0.1, 0.0], [0.2, 0.05, 0.9]], dtype=np.float32
     )
     y = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=np.float32)
-    thresholds = calibrate_thresholds(probabilities, y)
+    thresholds = calibrate_thresholds(probabilities, y, min_positives=1)
     assert 0.35 < thresholds[0] <= 0.7  # separates the two positives from the rest
     assert thresholds[1] == pytest.approx(0.5)  # no positives in dev: the default
     assert thresholds[2] == pytest.approx(0.5)  # never right at any threshold: the default, not 0.95
+
+
+def test_thresholds_need_enough_dev_rows_of_their_class() -> None:
+    """One dev row of a class would set its threshold to that row's score (0.05 here): keep the default."""
+    probabilities = np.array([[0.06, 0.9]] + [[0.01, 0.8]] * 5 + [[0.01, 0.1]] * 5, dtype=np.float32)
+    y = np.array([[1, 0]] + [[0, 1]] * 5 + [[0, 0]] * 5, dtype=np.float32)
+    assert calibrate_thresholds(probabilities, y, min_positives=1)[0] == pytest.approx(0.05)
+    thresholds = calibrate_thresholds(probabilities, y)
+    assert thresholds[0] == pytest.approx(0.5)
+    assert 0.1 < thresholds[1] <= 0.8  # five rows: calibrated
 
 
 def test_metrics() -> None:

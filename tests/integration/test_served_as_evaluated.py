@@ -1,0 +1,64 @@
+"""What the worker serves is what `evaluate` scores: the same texts, embeddings and top labels."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from tests.integration.worker_harness import read_outputs, running_worker
+from worker.classify import categorize, load_classifier
+from worker.encoders import muse_identity
+from worker.records import VideoUploaded
+from worker.sample import produce_uploads
+from worker.settings import Settings
+from worker.topics import ensure_topics, worker_topics
+from worker.training.data import read_for_evaluation
+from worker.training.embed_cache import EmbeddingCache
+from worker.training.pipeline import LazyEncoder, embed_as_served
+
+pytestmark = pytest.mark.integration
+VIDEOS = Path(__file__).resolve().parents[1] / "fixtures" / "videos_small.jsonl"
+
+
+def uploads_of(path: Path) -> list[VideoUploaded]:
+    run, now_ms = uuid.uuid4().hex[:8], int(time.time() * 1000)
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    return [
+        VideoUploaded(video_id=f"{row['video_id']}-{run}", title=row["title"], description=row["description"],
+                      tags=tuple(row["tags"]), language=None, channel_id=None, uploaded_at_ms=now_ms)
+        for row in rows
+    ]
+
+
+def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings))
+    uploads = uploads_of(VIDEOS)
+    produce_uploads(settings, uploads)
+    with running_worker(settings):
+        outputs = {o["video_id"]: o for o in read_outputs(settings, expected=len(uploads))}
+
+    # evaluate's path: the model's text budgets and embed views, the training embedding cache (empty here)
+    classifier = load_classifier(settings.worker_model_dir, muse_identity())
+    examples = read_for_evaluation(VIDEOS, classifier.text_max_chars, classifier.embed_views)
+    cache = EmbeddingCache(LazyEncoder(None, classifier.max_tokens), classifier.max_tokens, root=tmp_path)
+    evaluated = embed_as_served(cache, examples)
+    logits = classifier.logits(evaluated)
+    assert len(examples) == len(uploads)
+
+    client = redis.Redis.from_url(settings.redis_url)
+    served = [outputs[u.video_id] for u in uploads]
+    stored = np.stack([np.frombuffer(client.get(o["embedding_key"]), dtype="<f4") for o in served])
+    assert np.min(np.sum(stored * evaluated, axis=1)) > 0.9999
+    assert [o["top_label"] for o in served] == [classifier.labels[i] for i in logits.argmax(1)]
+    expected = categorize(classifier.logits(stored), classifier.labels, classifier.thresholds)
+    assert [[c["label"] for c in o["categories"]] for o in served] == [[lab for lab, _ in row] for row in expected]
