@@ -1,8 +1,13 @@
-"""What the worker serves is what `evaluate` scores: the same texts, embeddings and top labels."""
+"""What the worker serves is what `evaluate` scores: the same texts, embeddings and top labels.
+
+The head is the starter with thresholds that make the top-label rule matter: every label at 0.999
+but one at 0, so most top labels sit under their threshold while another label is over its own.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -13,11 +18,11 @@ import pytest
 import redis
 
 from tests.integration.worker_harness import read_outputs, running_worker
-from worker.classify import categorize, load_classifier
+from worker.classify import categorize, load_classifier, sigmoid
 from worker.encoders import muse_identity
 from worker.records import VideoUploaded
 from worker.sample import produce_uploads
-from worker.settings import Settings
+from worker.settings import DEFAULT_MODEL_DIR, Settings
 from worker.topics import ensure_topics, worker_topics
 from worker.training.data import read_for_evaluation
 from worker.training.embed_cache import EmbeddingCache
@@ -37,10 +42,19 @@ def uploads_of(path: Path) -> list[VideoUploaded]:
     ]
 
 
+def starter_with_extreme_thresholds(folder: Path) -> Path:
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    meta["thresholds"] = [0.0 if label == meta["labels"][-1] else 0.999 for label in meta["labels"]]
+    meta["version"] += "-thresholds-test"
+    (folder / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    return folder
+
+
 def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = make_settings()
+    settings = make_settings(worker_model_dir=starter_with_extreme_thresholds(tmp_path / "model"))
     ensure_topics(settings, worker_topics(settings))
     uploads = uploads_of(VIDEOS)
     produce_uploads(settings, uploads)
@@ -50,15 +64,17 @@ def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
     # evaluate's path: the model's text budgets and embed views, the training embedding cache (empty here)
     classifier = load_classifier(settings.worker_model_dir, muse_identity())
     examples = read_for_evaluation(VIDEOS, classifier.text_max_chars, classifier.embed_views)
-    cache = EmbeddingCache(LazyEncoder(None, classifier.max_tokens), classifier.max_tokens, root=tmp_path)
+    cache = EmbeddingCache(LazyEncoder(None, classifier.max_tokens), classifier.max_tokens, root=tmp_path / "cache")
     evaluated = embed_as_served(cache, examples)
     logits = classifier.logits(evaluated)
     assert len(examples) == len(uploads)
+    top = logits.argmax(1)
+    assert np.sum(sigmoid(logits)[np.arange(len(top)), top] < 0.999) >= 5  # the rule is exercised
 
     client = redis.Redis.from_url(settings.redis_url)
     served = [outputs[u.video_id] for u in uploads]
     stored = np.stack([np.frombuffer(client.get(o["embedding_key"]), dtype="<f4") for o in served])
     assert np.min(np.sum(stored * evaluated, axis=1)) > 0.9999
-    assert [o["top_label"] for o in served] == [classifier.labels[i] for i in logits.argmax(1)]
+    assert [o["top_label"] for o in served] == [classifier.labels[i] for i in top]
     expected = categorize(classifier.logits(stored), classifier.labels, classifier.thresholds)
     assert [[c["label"] for c in o["categories"]] for o in served] == [[lab for lab, _ in row] for row in expected]
