@@ -54,11 +54,15 @@ def categorize_batch(
 
 def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
     batch, classifier = started.batch, started.classifier
-    labelled = categorize(classifier.logits(embedded.vectors), classifier.labels, classifier.thresholds)
+    logits = classifier.logits(embedded.vectors)
+    labelled = categorize(logits, classifier.labels, classifier.thresholds)
+    confidences = classifier.confidence(logits)
     now_ms = int(time.time() * 1000)
     languages = languages_of([u.event.language for u in batch], [u.text for u in batch])
     results = []
-    for upload, key, labels, language in zip(batch, embedded.keys, labelled, languages, strict=True):
+    for upload, key, labels, confidence, language in zip(
+        batch, embedded.keys, labelled, confidences, languages, strict=True
+    ):
         scores = tuple(CategoryScore(label, float(score)) for label, score in labels)
         results.append(
             Categorized(
@@ -66,6 +70,7 @@ def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
                 categories=scores,
                 top_label=scores[0].label,
                 top_score=scores[0].score,
+                confidence=float(confidence),
                 language=language,
                 model_version=classifier.version,
                 embedding_key=key,

@@ -54,6 +54,9 @@ class Classifier:
     max_tokens: int = 128
     # Views (worker.text.VIEWS) whose embeddings are averaged with the full text's (model.json).
     embed_views: tuple[str, ...] = ()
+    # Platt scaling of P(top label right) on `confidence_features` (model.json `confidence`); None for
+    # heads trained before it, whose confidence is their top label's score.
+    confidence_calibration: tuple[float, float, float] | None = None
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """float32 [n, L]: rank labels on these, not on probabilities (float32 sigmoids tie at 1.0 past ~17)."""
@@ -61,12 +64,28 @@ class Classifier:
             embeddings, self.hidden_kernel, self.hidden_bias, self.out_kernel, self.out_bias, self.activation
         )
 
+    def confidence(self, logits: np.ndarray) -> np.ndarray:
+        """float32 [n]: the chance that each row's top label is right, as calibrated on dev."""
+        if self.confidence_calibration is None:
+            return sigmoid(logits.max(axis=1))
+        return sigmoid(confidence_features(logits) @ np.asarray(self.confidence_calibration, dtype=np.float32))
+
 
 def head_logits(
     x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, activation: str
 ) -> np.ndarray:
     """The folded head's forward pass (see `fold_head`)."""
     return _ACTIVATIONS[activation](x.astype(np.float32) @ w1 + b1) @ w2 + b2
+
+
+CONFIDENCE_KEYS = ("top_logit", "margin", "bias")  # model.json `confidence`, in confidence_features' order
+
+
+def confidence_features(logits: np.ndarray) -> np.ndarray:
+    """float32 [n, 3]: the top logit, its margin over the second, and 1 (the bias)."""
+    ranked = np.sort(logits.astype(np.float32), axis=1)
+    margin = ranked[:, -1] - ranked[:, -2] if logits.shape[1] > 1 else np.zeros(len(logits), np.float32)
+    return np.stack([ranked[:, -1], margin, np.ones(len(logits), np.float32)], axis=1)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -177,4 +196,5 @@ def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
         text_max_chars=int(meta.get("text", {}).get("max_chars", 512)),
         max_tokens=int(meta["encoder"].get("max_tokens", 128)),
         embed_views=embed_views,
+        confidence_calibration=tuple(float(c[k]) for k in CONFIDENCE_KEYS) if (c := meta.get("confidence")) else None,
     )

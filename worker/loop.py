@@ -198,7 +198,7 @@ class Worker:
             value, headers = self._events.categorized(result)
             key = result.video_id.encode()
             self._send(Output(self._settings.worker_output_topic, key, value, headers, result.source))
-            if review_topic and result.top_score < low:
+            if review_topic and result.confidence < low:
                 self._send(Output(review_topic, key, value, headers, None))
                 self.metrics.sent_for_review(1)
         now_ms = time.time() * 1000
@@ -208,7 +208,7 @@ class Worker:
         self.metrics.produced(batch_size)
         self.metrics.end_to_end([(now_ms - r.event_time_ms) / 1000 for r in outcome.results if r.event_time_ms])
         self.metrics.predictions([r.language for r in outcome.results], [r.top_label for r in outcome.results],
-                                  [r.top_score for r in outcome.results])
+                                  [r.confidence for r in outcome.results])
         log.info("batch", size=batch_size, cache_hits=embedded.hits, encoded=embedded.misses,
                  encode_ms=round(embedded.encode_seconds * 1000, 1), total_ms=round(outcome.seconds * 1000, 1),
                  in_flight=self._offsets.in_flight())

@@ -171,12 +171,13 @@ class Metrics:
         )
         self._low_confidence = Counter(
             "videocat_low_confidence_predictions",
-            "Predictions whose top score is below the threshold.",
+            "Predictions whose confidence (calibrated chance the top category is right) is below the threshold.",
             ["language"],
             registry=r,
         )
-        self._top_score = Histogram(
-            "videocat_top_score", "Top category score per prediction.", buckets=SCORE_BUCKETS, registry=r
+        self._confidence = Histogram(
+            "videocat_confidence", "Calibrated chance the top category is right, per prediction.",
+            buckets=SCORE_BUCKETS, registry=r,
         )
         threshold = Gauge("videocat_low_confidence_threshold", "The low-confidence threshold.", registry=r)
         threshold.set(self.low_confidence)
@@ -231,16 +232,16 @@ class Metrics:
 
     # --- model --------------------------------------------------------------------------
     def predictions(
-        self, languages: Sequence[str | None], labels: Sequence[str], top_scores: Sequence[float]
+        self, languages: Sequence[str | None], labels: Sequence[str], confidences: Sequence[float]
     ) -> None:
-        if not len(languages) == len(labels) == len(top_scores):
-            raise ValueError("languages, labels and top_scores must have the same length")
+        if not len(languages) == len(labels) == len(confidences):
+            raise ValueError("languages, labels and confidences must have the same length")
         touched: set[str] = set()
-        for raw_language, label, score in zip(languages, labels, top_scores, strict=True):
+        for raw_language, label, confidence in zip(languages, labels, confidences, strict=True):
             language = self._bounded_language(raw_language)
             self._predictions.labels(language=language, category=label).inc()
-            self._top_score.observe(score)
-            if score < self.low_confidence:
+            self._confidence.observe(confidence)
+            if confidence < self.low_confidence:
                 self._low_confidence.labels(language=language).inc()
             if self._drift is not None:
                 self._drift.observe(language, label)

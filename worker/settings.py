@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     worker_log_format: str = Field("auto", description="json, console, or auto (console on a TTY).")
     worker_log_level: str = "info"
     worker_metrics_port: int = Field(9100, description="Prometheus /metrics, /healthz and /readyz; 0 disables.")
-    worker_low_confidence: float = Field(0.35, description="Top score below this counts as low confidence.")
+    worker_low_confidence: float = Field(
+        0.35, description="A prediction whose calibrated chance of a right top label is below this is low confidence."
+    )
     worker_review_topic: str = Field("", description="If set, low-confidence predictions are copied here.")
     worker_model_watch_interval_s: float = Field(5.0, description="How often the model pointer is checked.")
 

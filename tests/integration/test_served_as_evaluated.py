@@ -2,6 +2,8 @@
 
 The head is the starter with thresholds that make the top-label rule matter: every label at 0.999
 but one at 0, so most top labels sit under their threshold while another label is over its own.
+Low confidence is set high (0.8) so that the review topic gets a share of the uploads: exactly those
+whose calibrated confidence, as evaluate's path computes it, is under 0.8.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 import redis
 
-from tests.integration.worker_harness import read_outputs, running_worker
+from tests.integration.worker_harness import read_outputs, read_to_end, running_worker
 from worker.classify import categorize, load_classifier, sigmoid
 from worker.encoders import muse_identity
 from worker.records import VideoUploaded
@@ -30,6 +32,7 @@ from worker.training.pipeline import LazyEncoder, embed_as_served
 
 pytestmark = pytest.mark.integration
 VIDEOS = Path(__file__).resolve().parents[1] / "fixtures" / "videos_small.jsonl"
+LOW_CONFIDENCE = 0.8
 
 
 def uploads_of(path: Path) -> list[VideoUploaded]:
@@ -52,14 +55,19 @@ def starter_with_extreme_thresholds(folder: Path) -> Path:
 
 
 def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], unique_name: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(worker_model_dir=starter_with_extreme_thresholds(tmp_path / "model"))
+    model_dir = starter_with_extreme_thresholds(tmp_path / "model")
+    settings = make_settings(worker_model_dir=model_dir, worker_review_topic=f"{unique_name}-review",
+                             worker_low_confidence=LOW_CONFIDENCE)
     ensure_topics(settings, worker_topics(settings))
     uploads = uploads_of(VIDEOS)
     produce_uploads(settings, uploads)
-    with running_worker(settings):
+    with running_worker(settings) as worker:
         outputs = {o["video_id"]: o for o in read_outputs(settings, expected=len(uploads))}
+        flagged = sum(sample.value for family in worker.metrics.registry.collect() for sample in family.samples
+                      if sample.name == "videocat_low_confidence_predictions_total")
+    reviewed = {m.key().decode() for m in read_to_end(settings, settings.worker_review_topic, partitions=4)}
 
     # evaluate's path: the model's text budgets and embed views, the training embedding cache (empty here)
     classifier = load_classifier(settings.worker_model_dir, muse_identity())
@@ -78,3 +86,8 @@ def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
     assert [o["top_label"] for o in served] == [classifier.labels[i] for i in top]
     expected = categorize(classifier.logits(stored), classifier.labels, classifier.thresholds)
     assert [[c["label"] for c in o["categories"]] for o in served] == [[lab for lab, _ in row] for row in expected]
+
+    chances = classifier.confidence(logits)
+    unsure = {u.video_id for u, chance in zip(uploads, chances, strict=True) if chance < LOW_CONFIDENCE}
+    assert 0 < len(unsure) < len(uploads)
+    assert reviewed == unsure and flagged == len(unsure)

@@ -57,6 +57,7 @@ def test_artifact_has_everything_the_worker_needs(trained: Path) -> None:
     assert meta["encoder"]["weights_sha256"] == muse_identity().weights_sha256
     assert len(meta["training_data"]["fingerprint"]) == 64 and meta["hyper_parameters"]["seeds"] == 1
     assert meta["version"].startswith("head-") and "dev" in meta["metrics"]
+    assert meta["confidence"] is None or set(meta["confidence"]) == {"top_logit", "margin", "bias"}
 
 
 def evaluate_fixture(model: Path, *options: str):  # noqa: ANN201 - click's Result

@@ -63,6 +63,19 @@ def test_numpy_predict_matches_keras(tmp_path: Path) -> None:
     assert classifier.prior.sum() == pytest.approx(1.0)
 
 
+def test_confidence_uses_the_calibration_or_falls_back_to_the_top_score(tmp_path: Path) -> None:
+    save(random_head(), tmp_path / "m")
+    logits = np.array([[2.0, 1.0, -1.0], [0.5, 0.4, 0.3]], dtype=np.float32)
+    before = load_classifier(tmp_path / "m", IDENTITY)  # a head from before calibration
+    np.testing.assert_allclose(before.confidence(logits), sigmoid(np.array([2.0, 0.5])), rtol=1e-6)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["confidence"] = {"top_logit": 0.5, "margin": 2.0, "bias": -1.0}
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    calibrated = load_classifier(tmp_path / "m", IDENTITY)
+    expected = sigmoid(np.array([0.5 * 2.0 + 2.0 * 1.0 - 1.0, 0.5 * 0.5 + 2.0 * 0.1 - 1.0]))
+    np.testing.assert_allclose(calibrated.confidence(logits), expected, rtol=1e-5)
+
+
 def test_refuses_another_encoder(tmp_path: Path) -> None:
     save(random_head(), tmp_path / "m")
     other = EncoderIdentity(IDENTITY.name, "cd" * 32)

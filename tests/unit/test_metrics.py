@@ -138,7 +138,7 @@ def test_predictions_by_language_and_category_and_low_confidence() -> None:
     assert value(m, "videocat_low_confidence_predictions_total", language="unknown") == 1
     assert value(m, "videocat_low_confidence_predictions_total", language="en") is None  # 0.5 is not below
     assert value(m, "videocat_low_confidence_threshold") == 0.5
-    assert value(m, "videocat_top_score_count") == 4
+    assert value(m, "videocat_confidence_count") == 4
 
 
 def test_predictions_reject_misaligned_inputs() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worker.classify import confidence_features
 from worker.training.data import (
     Example,
     few_shot_sample,
@@ -21,7 +22,14 @@ from worker.training.data import (
     with_views,
 )
 from worker.training.head import one_hot, sample_weights
-from worker.training.metrics import accuracy, calibrate_thresholds, confusion, macro_f1, majority
+from worker.training.metrics import (
+    accuracy,
+    calibrate_confidence,
+    calibrate_thresholds,
+    confusion,
+    macro_f1,
+    majority,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -194,6 +202,22 @@ def test_thresholds_need_enough_dev_rows_of_their_class() -> None:
     thresholds = calibrate_thresholds(probabilities, y)
     assert thresholds[0] == pytest.approx(0.5)
     assert 0.1 < thresholds[1] <= 0.8  # five rows: calibrated
+
+
+def test_confidence_is_calibrated_on_dev_and_grows_with_the_margin() -> None:
+    """Rows whose top label wins by more are right more often: the fitted chance follows, on average
+    equal to dev's accuracy, whatever the logits' scale (all top logits here are far past sigmoid's 0.99)."""
+    rng = np.random.default_rng(0)
+    margins = rng.uniform(0, 4, 2000)
+    logits = np.stack([np.full(2000, 8.0), 8.0 - margins], axis=1).astype(np.float32)
+    right = rng.random(2000) < 1 / (1 + np.exp(-(2 * margins - 3)))  # the top label (0) is right this often
+    y = np.stack([right, ~right], axis=1).astype(np.float32)
+    fitted = calibrate_confidence(logits, y)
+    assert fitted is not None and fitted["margin"] == pytest.approx(2.0, abs=0.3)
+    weights = np.array([fitted["top_logit"], fitted["margin"], fitted["bias"]], dtype=np.float32)
+    chance = 1 / (1 + np.exp(-(confidence_features(logits) @ weights)))
+    assert chance.mean() == pytest.approx(right.mean(), abs=0.01)
+    assert calibrate_confidence(logits, np.stack([np.ones(2000), np.zeros(2000)], axis=1)) is None  # all right
 
 
 def test_metrics() -> None:

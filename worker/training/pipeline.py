@@ -27,7 +27,7 @@ from worker.training.data import (
 )
 from worker.training.embed_cache import EmbeddingCache
 from worker.training.head import HyperParameters, fit_head, one_hot, served_logits
-from worker.training.metrics import calibrate_thresholds
+from worker.training.metrics import calibrate_confidence, calibrate_thresholds
 from worker.training.report import GroupResult, as_json, score_groups
 
 
@@ -122,6 +122,7 @@ class TrainedHead:
     rows: list[Example]  # what it was fitted on (train, plus dev's rows after a refit)
     y: np.ndarray  # their labels, one-hot
     thresholds: np.ndarray  # calibrated on dev
+    confidence: dict[str, float] | None  # P(top label right), calibrated on dev (model.json `confidence`)
     dev_results: list[GroupResult]  # dev scored before any refit
     mlp_epochs: tuple[int, ...]
 
@@ -153,17 +154,18 @@ def fit_and_calibrate(data: TrainingSet, cache: EmbeddingCache, hp: HyperParamet
     fitted = fit_head(x, y, dev_x, dev_y, hp, label_embeddings=label_x)
     dev_logits = served_logits(fitted.model, dev_x)
     thresholds = calibrate_thresholds(sigmoid(dev_logits), dev_y)
+    confidence = calibrate_confidence(dev_logits, dev_y)
     dev_results = score_groups(
         [e.group for e in dev], [labels[i] for i in dev_logits.argmax(1)], [e.labels for e in dev], labels
     )
     if not refit:
-        return TrainedHead(fitted.model, train, y, thresholds, dev_results, fitted.epochs)
+        return TrainedHead(fitted.model, train, y, thresholds, confidence, dev_results, fitted.epochs)
     # Dev has chosen the epochs and thresholds and been scored; now its rows join the fit.
     dev_rows = with_views(dev)
     rows, all_y = train + dev_rows, np.concatenate([y, one_hot([e.labels for e in dev_rows], labels)])
     x_all = np.concatenate([x, cache.embed([e.text for e in dev_rows])])
     model = fit_head(x_all, all_y, None, None, hp, fitted.epochs, label_x).model
-    return TrainedHead(model, rows, all_y, thresholds, dev_results, fitted.epochs)
+    return TrainedHead(model, rows, all_y, thresholds, confidence, dev_results, fitted.epochs)
 
 
 def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, cache: EmbeddingCache) -> dict:
@@ -171,6 +173,7 @@ def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, 
     return {
         "labels": list(data.labels),
         "thresholds": [round(float(t), 4) for t in head.thresholds],
+        "confidence": head.confidence,
         "prior": [round(float(p), 6) for p in prior_of(head.y)],
         "encoder": {
             "name": cache.encoder.identity.name,
