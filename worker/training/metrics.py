@@ -80,8 +80,8 @@ def calibrate_confidence(logits: np.ndarray, y: np.ndarray, l2: float = 1e-3) ->
     """Platt scaling of P(the top label is right) on the dev rows' top logit and margin.
 
     A head's sigmoid scores are not that chance: the starter's softmax-trained logits put every
-    dev_BR top score over 0.7 while 40% of its top labels are wrong. A logistic regression of "the
-    top label is right" on `confidence_features` is (Newton's method from zeros, deterministic).
+    dev_BR top score over 0.7 while 40% of its top labels are wrong. This is a logistic regression
+    of "the top label is right" on `confidence_features`, by Newton's method from zeros (deterministic).
     None when dev has no right or no wrong top label: nothing to calibrate on.
     """
     features = confidence_features(logits).astype(np.float64)
