@@ -169,7 +169,7 @@ def train(
             seed=seed,
         )
         request = TrainRequest(
-            [*data, *(more_data or [])],
+            _data_paths(data, more_data),
             out,
             dev or [],
             few_shot_data or [],
@@ -207,7 +207,7 @@ def evaluate(
     from worker.training.pipeline import run_evaluation
     from worker.training.report import as_table, write_report
 
-    summary, results, labels = run_evaluation(model, [*data, *(more_data or [])], encoder)
+    summary, results, labels = run_evaluation(model, _data_paths(data, more_data), encoder)
     if report is not None:
         path = write_report(report, summary, results, labels)
         typer.echo(f"report written to {path}", err=True)
@@ -218,6 +218,11 @@ def evaluate(
         typer.echo(
             f"mean accuracy {summary['mean_accuracy']:.3f}  mean macro-F1 {summary['mean_macro_f1']:.3f}"
         )
+
+
+def _data_paths(data: list[Path], more_data: list[Path] | None) -> list[Path]:
+    """`--data A B C`: the first path from the option, the rest from the arguments after it."""
+    return [*data, *(more_data or [])]
 
 
 def _parse_views(option: str) -> tuple[str, ...]:
