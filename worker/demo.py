@@ -76,7 +76,8 @@ def run_demo(settings: Settings, timeout_s: float = 120.0) -> int:
                                            idle_timeout_s=timeout_s, until=lambda r: len(r) >= len(uploads)):
                     seen += 1
                     labels = ", ".join(f"{c['label']} {c['score']:.2f}" for c in record["categories"])
-                    typer.echo(f"[{record['language']}] {record['top_label']:<22} ({labels})  "
+                    typer.echo(f"[{record['language']}] {record['top_label']:<22} ({labels}; "
+                               f"confidence {record['confidence']:.2f})  "
                                f"{titles.get(record['video_id'], record['video_id'])}")
             finally:
                 worker.request_stop()

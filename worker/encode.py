@@ -15,6 +15,7 @@ def categorized_record(result: Categorized) -> dict[str, Any]:
         "categories": [{"label": c.label, "score": c.score} for c in result.categories],
         "top_label": result.top_label,
         "top_score": result.top_score,
+        "confidence": result.confidence,
         "language": result.language,
         "model_version": result.model_version,
         "embedding_key": result.embedding_key,

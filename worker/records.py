@@ -68,7 +68,7 @@ class Categorized:
     categories: tuple[CategoryScore, ...]
     top_label: str
     top_score: float
-    confidence: float  # calibrated chance that top_label is right; decides low confidence (not in the schema)
+    confidence: float  # calibrated chance that top_label is right; decides low confidence
     language: str | None
     model_version: str
     embedding_key: str

@@ -88,6 +88,7 @@ def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
     assert [[c["label"] for c in o["categories"]] for o in served] == [[lab for lab, _ in row] for row in expected]
 
     chances = classifier.confidence(logits)
+    np.testing.assert_allclose([o["confidence"] for o in served], chances, atol=1e-3)  # the event carries it
     unsure = {u.video_id for u, chance in zip(uploads, chances, strict=True) if chance < LOW_CONFIDENCE}
     assert 0 < len(unsure) < len(uploads)
     assert reviewed == unsure and flagged == len(unsure)

@@ -12,6 +12,8 @@ from worker.avro import (
     UnknownWriterSchema,
     load_schema,
 )
+from worker.encode import categorized_record
+from worker.records import Categorized, CategoryScore, SourceRef
 from worker.sample import sample_uploads, upload_record
 
 SCHEMA = load_schema("VideoUploaded")
@@ -36,6 +38,31 @@ def test_old_schema_event_reads_with_the_new_schema() -> None:
     fingerprint = fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(parsed_old), "CRC-64-AVRO")
     decoded = PlainAvroCodec().loads(buf.getvalue(), [(FINGERPRINT_HEADER, fingerprint.encode())], SCHEMA, "t")
     assert decoded["video_id"] == "v1" and decoded["language"] is None and decoded["channel_id"] is None
+
+
+def _categorized_event(confidence: float) -> Categorized:
+    return Categorized(
+        video_id="v", categories=(CategoryScore("Music", 0.9),), top_label="Music", top_score=0.9,
+        confidence=confidence, language="pt", model_version="head-x", embedding_key="videocat:emb:video:v",
+        event_time_ms=1, processed_time_ms=2, source=SourceRef("t", 0, 0),
+    )
+
+
+def test_categorized_events_carry_the_confidence_and_stay_readable_across_the_schema_change() -> None:
+    codec, current = PlainAvroCodec(), load_schema("VideoCategorized")
+    old = fastavro.parse_schema(json.loads((SCHEMA_DIR / "history" / "VideoCategorized.v1.avsc").read_text()))
+    value, headers = codec.dumps(categorized_record(_categorized_event(0.25)), current, "t")
+    assert codec.loads(value, headers, current, "t")["confidence"] == pytest.approx(0.25)
+    # a recommender still on v1 reads the new events (the added field is skipped)
+    read_by_old = fastavro.schemaless_reader(io.BytesIO(value), current.parsed, old)
+    assert read_by_old["top_label"] == "Music" and "confidence" not in read_by_old
+    # an event a v1 worker wrote reads with the current schema: confidence unknown
+    buf = io.BytesIO()
+    v1_record = {k: v for k, v in categorized_record(_categorized_event(0.25)).items() if k != "confidence"}
+    fastavro.schemaless_writer(buf, old, v1_record)
+    v1_fingerprint = fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(old), "CRC-64-AVRO")
+    decoded = codec.loads(buf.getvalue(), [(FINGERPRINT_HEADER, v1_fingerprint.encode())], current, "t")
+    assert decoded["confidence"] is None and decoded["top_score"] == pytest.approx(0.9)
 
 
 def test_unknown_writer_fingerprint_is_refused() -> None:
