@@ -83,6 +83,7 @@ def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     report = (tmp_path / "report.md").read_text()
     assert "| BR | 6 |" in report and "Confusion matrix" in report
+    assert "| confidence | calibration error |" in report  # the served confidence, per group
     assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -26,10 +26,12 @@ from worker.training.metrics import (
     accuracy,
     calibrate_confidence,
     calibrate_thresholds,
+    calibration_error,
     confusion,
     macro_f1,
     majority,
 )
+from worker.training.report import as_table, score_groups
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -230,3 +232,24 @@ def test_metrics() -> None:
     assert macro_f1(predicted, gold) == pytest.approx((f1_a + f1_b + 0.0) / 3)
     assert majority(gold) == pytest.approx(0.5)
     assert confusion(predicted, gold, ["A", "B", "C"]).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy_and_weighs_bins_by_rows() -> None:
+    assert calibration_error([0.75] * 4, [True, True, True, False]) == pytest.approx(0.0)
+    # bin 0.9: 3 rows at 0.95, one right (gap 0.95 - 1/3); bin 0.2: 1 row at 0.25, right (gap 0.75)
+    expected = (3 * (0.95 - 1 / 3) + 1 * 0.75) / 4
+    assert calibration_error([0.95, 0.95, 0.95, 0.25], [True, False, False, True]) == pytest.approx(expected)
+    assert calibration_error([1.0], [True]) == pytest.approx(0.0)  # 1.0 falls in the last bin
+    assert calibration_error([], []) == 0.0
+
+
+def test_groups_report_confidence_and_calibration_only_when_given() -> None:
+    groups, predicted, gold = ["x", "x", "y"], ["A", "B", "A"], [("A",), ("A",), ("A",)]
+    plain = score_groups(groups, predicted, gold, ["A", "B"])
+    assert plain[0].confidence is None and "calibration error" not in as_table(plain)
+    scored = score_groups(groups, predicted, gold, ["A", "B"], [0.9, 0.5, 0.6])
+    assert [r.confidence for r in scored] == pytest.approx([0.7, 0.6])
+    assert scored[0].calibration_error == pytest.approx((0.1 + 0.5) / 2)  # one row per bin, gaps 0.1 and 0.5
+    table = as_table(scored).splitlines()
+    assert table[0].endswith("| confidence | calibration error |") and table[1].count("|") == table[0].count("|")
+    assert table[2] == "| x | 2 | 0.500 | 0.333 | 1.000 | 0.700 | 0.300 |"

@@ -41,6 +41,17 @@ def majority(gold: Sequence[Sequence[str]]) -> float:
     return Counter(g[0] for g in gold).most_common(1)[0][1] / len(gold)
 
 
+def calibration_error(confidences: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: over equal-width confidence bins, the row-weighted mean of
+    |mean confidence - accuracy|. 0 when a confidence of p is right p of the time."""
+    conf, hit = np.asarray(confidences, dtype=np.float64), np.asarray(right, dtype=np.float64)
+    if not len(conf):
+        return 0.0
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    gaps = [abs(conf[which == b].mean() - hit[which == b].mean()) * np.sum(which == b) for b in np.unique(which)]
+    return float(np.sum(gaps) / len(conf))
+
+
 def confusion(predicted: Sequence[str], gold: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
     """int [L, L]: rows = first gold label, columns = predicted label (gold labels unknown to the model dropped)."""
     index = {label: i for i, label in enumerate(labels)}

@@ -228,7 +228,8 @@ def run_evaluation(
     ]
     logits = classifier.logits(embed_as_served(cache, examples))
     predicted = [classifier.labels[i] for i in logits.argmax(1)]
+    gold = [e.labels for e in examples]
     results = score_groups(
-        [e.group for e in examples], predicted, [e.labels for e in examples], classifier.labels
+        [e.group for e in examples], predicted, gold, classifier.labels, classifier.confidence(logits)
     )
     return as_json(classifier.version, results), results, classifier.labels

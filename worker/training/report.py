@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from worker.training.metrics import accuracy, confusion, macro_f1, majority
+from worker.training.metrics import accuracy, calibration_error, confusion, macro_f1, majority
 
 
 @dataclass(frozen=True)
@@ -20,18 +20,29 @@ class GroupResult:
     macro_f1: float
     majority: float
     confusion: np.ndarray  # rows = gold, columns = predicted, over the model's labels
+    # Served confidence (calibrated chance the top label is right): its mean and calibration error;
+    # None where no confidences were given.
+    confidence: float | None = None
+    calibration_error: float | None = None
 
 
 def score_groups(
-    groups: Sequence[str], predicted: Sequence[str], gold: Sequence[Sequence[str]], labels: Sequence[str]
+    groups: Sequence[str],
+    predicted: Sequence[str],
+    gold: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    confidences: Sequence[float] | None = None,
 ) -> list[GroupResult]:
     results = []
     for name in sorted(set(groups)):
         rows = [i for i, g in enumerate(groups) if g == name]
         p, t = [predicted[i] for i in rows], [gold[i] for i in rows]
-        results.append(
-            GroupResult(name, len(rows), accuracy(p, t), macro_f1(p, t), majority(t), confusion(p, t, labels))
-        )
+        result = GroupResult(name, len(rows), accuracy(p, t), macro_f1(p, t), majority(t), confusion(p, t, labels))
+        if confidences is not None:
+            c = [float(confidences[i]) for i in rows]
+            right = [label in g for label, g in zip(p, t, strict=True)]
+            result = replace(result, confidence=float(np.mean(c)), calibration_error=calibration_error(c, right))
+        results.append(result)
     return results
 
 
@@ -53,10 +64,14 @@ def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any
 
 
 def as_table(results: Sequence[GroupResult]) -> str:
-    lines = ["| group | n | accuracy | macro-F1 | majority |", "|---|---:|---:|---:|---:|"]
-    lines += [
-        f"| {r.name} | {r.n} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |" for r in results
-    ]
+    """One row per group; with confidences, also their mean and calibration error (10 bins)."""
+    calibrated = all(r.confidence is not None for r in results)
+    head = "| group | n | accuracy | macro-F1 | majority |"
+    head += " confidence | calibration error |" if calibrated else ""
+    lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
+    for r in results:
+        row = f"| {r.name} | {r.n} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |"
+        lines.append(row + (f" {r.confidence:.3f} | {r.calibration_error:.3f} |" if calibrated else ""))
     return "\n".join(lines)
 
 
