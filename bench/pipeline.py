@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from naive_loop import naive_per_s
 from pyspy_summary import top_functions
-from worker_process import WorkerProcess, cpu_seconds, running
+from worker_process import MeasuredWorker, cpu_seconds, running
 
 from worker.localbroker import LocalBroker, free_port
 from worker.readback import high_watermarks, read_records
@@ -105,7 +105,7 @@ def outputs_of(settings: Settings, uploads: list[VideoUploaded], start: dict[int
 @dataclasses.dataclass
 class Drain:
     seconds: float
-    worker: WorkerProcess
+    worker: MeasuredWorker
     batch_mean: float
     cpu_s: dict[str, float]  # CPU seconds spent during the drain, per process on this machine
 

@@ -22,7 +22,9 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 
 
-class WorkerProcess:
+class MeasuredWorker:
+    """`python -m worker run` watched from outside: readiness, metrics, peak RSS, an optional profile."""
+
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.port = port
         self.process = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
@@ -76,8 +78,8 @@ class WorkerProcess:
 
 
 @contextlib.contextmanager
-def running(env: dict[str, str], port: int) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(env, port)
+def running(env: dict[str, str], port: int) -> Iterator[MeasuredWorker]:
+    worker = MeasuredWorker(env, port)
     try:
         yield worker
     finally:

@@ -50,7 +50,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
+class Replica:
     """One replica: a `python -m worker run` subprocess, its output appended to a log file."""
 
     def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
@@ -132,7 +132,7 @@ class WorkerPool:
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self._settings = settings
         self._log_dir = log_dir
-        self.replicas: dict[str, WorkerProcess] = {}
+        self.replicas: dict[str, Replica] = {}
 
     def env_for(self, name: str) -> dict[str, str]:
         env = settings_env(self._settings)
@@ -140,8 +140,8 @@ class WorkerPool:
             env["WORKER_TRANSACTIONAL_ID"] = f"{self._settings.worker_group_id}-{name}"
         return env
 
-    def start(self, name: str) -> WorkerProcess:
-        replica = WorkerProcess(name, self.env_for(name), self._log_dir / f"{name}.log")
+    def start(self, name: str) -> Replica:
+        replica = Replica(name, self.env_for(name), self._log_dir / f"{name}.log")
         replica.start()
         self.replicas[name] = replica
         return replica
