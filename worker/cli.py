@@ -10,7 +10,7 @@ import typer
 from worker.encoders.commands import embed, export_muse
 from worker.logs import configure_logging
 from worker.settings import load_settings
-from worker.training.commands import evaluate, train
+from worker.training.commands import compare, evaluate, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -55,3 +55,4 @@ app.command("export-muse")(export_muse)
 app.command("embed")(embed)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+app.command("compare")(compare)

@@ -15,7 +15,7 @@ from worker.encoders.base import muse_identity
 from worker.encoders.reference import ReferenceEncoder
 from worker.settings import DEFAULT_MODEL_DIR
 from worker.text import build_text
-from worker.training.commands import evaluate, train
+from worker.training.commands import compare, evaluate, train
 from worker.training.data import few_shot_sample, read_videos
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -26,6 +26,7 @@ def cli() -> typer.Typer:
     app = typer.Typer()
     app.command("train")(train)
     app.command("evaluate")(evaluate)
+    app.command("compare")(compare)
     return app
 
 
@@ -85,6 +86,29 @@ def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None
     assert "| BR | 6 |" in report and "Confusion matrix" in report
     assert "| confidence | calibration error |" in report  # the served confidence, per group
     assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_fails_a_candidate_worse_beyond_chance_and_passes_an_equal_one(trained: Path, tmp_path: Path) -> None:
+    """A head that knows two of the four categories loses every Gaming and News row to the full head."""
+    narrow = tmp_path / "narrow"
+    fit = CliRunner().invoke(cli(), ["train", "--data", str(FIXTURES / "videos_small.jsonl"), "--out", str(narrow),
+                                     "--labels", "Music,Sports", "--dev-fraction", "0.25", *FAST])
+    assert fit.exit_code == 0, fit.output
+    data = ["--data", str(FIXTURES / "videos_small.jsonl"), "--encoder", "reference", "--json"]
+
+    worse = CliRunner().invoke(cli(), ["compare", "--model", str(narrow), "--baseline", str(trained), *data])
+    assert worse.exit_code == 1, worse.output
+    verdict = json.loads(worse.stdout.strip().splitlines()[-1])
+    assert verdict["candidate"] == json.loads((narrow / "model.json").read_text())["version"]
+    assert set(verdict["groups"]) == {"BR", "FR", "US", "(all)"}
+    pooled = verdict["groups"]["(all)"]
+    assert pooled["n"] == 38 and pooled["losses"] >= 15 and pooled["p_worse"] < 0.001
+    assert "(all)" in verdict["worse"]
+
+    better = CliRunner().invoke(cli(), ["compare", "--model", str(trained), "--baseline", str(narrow), *data])
+    assert better.exit_code == 0 and json.loads(better.stdout.strip().splitlines()[-1])["worse"] == []
+    same = CliRunner().invoke(cli(), ["compare", "--model", str(trained), "--baseline", str(trained), *data[:-1]])
+    assert same.exit_code == 0 and "candidate not worse beyond chance" in same.stdout
 
 
 def test_refuses_a_head_trained_on_another_encoder(trained: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`train` and `evaluate`: the CLI commands (registered in worker/cli.py) for the classifier head.
+"""`train`, `evaluate` and `compare`: the CLI commands (registered in worker/cli.py) for the classifier head.
 
 TensorFlow/Keras are imported inside the functions, so `python -m worker --help` stays fast.
 """
@@ -218,6 +218,42 @@ def evaluate(
         typer.echo(
             f"mean accuracy {summary['mean_accuracy']:.3f}  mean macro-F1 {summary['mean_macro_f1']:.3f}"
         )
+
+
+def compare(
+    model: Annotated[Path, typer.Option("--model", exists=True, file_okay=False, help="Candidate model directory.")],
+    baseline: Annotated[
+        Path, typer.Option("--baseline", exists=True, file_okay=False, help="Model directory it would replace.")
+    ],
+    data: DataOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Significance level, Bonferroni-corrected over the groups.")
+    ] = 0.05,
+    encoder: EncoderOption = None,
+    more_data: MoreDataArgument = None,
+) -> None:
+    """Per language/region, both models' accuracy on the same rows and a paired test (exact McNemar).
+
+    Exits 1 when the candidate is worse than the baseline beyond chance in any group or pooled: a gate
+    to run before pointing WORKER_MODEL_DIR at a new head.
+    """
+    from worker.training import compare as comparison
+    from worker.training.pipeline import run_comparison
+
+    try:
+        old, new, results = run_comparison(baseline, model, _data_paths(data, more_data), encoder)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    worse = comparison.worse_beyond_chance(results, alpha)
+    if as_json:
+        sys.stdout.write(json.dumps(comparison.as_json(old, new, results, alpha)) + "\n")
+    else:
+        typer.echo(f"baseline {old}, candidate {new}\n{comparison.as_table(results)}")
+        verdict = f"worse beyond chance (alpha {alpha}) on: {', '.join(worse)}" if worse else "not worse beyond chance"
+        typer.echo(f"candidate {verdict}")
+    if worse:
+        raise typer.Exit(1)
 
 
 def _data_paths(data: list[Path], more_data: list[Path] | None) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The steps behind `train` and `evaluate`: read, embed (cached), fit, calibrate, score, save."""
+"""The steps behind `train`, `evaluate` and `compare`: read, embed (cached), fit, calibrate, score, save."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from worker.classify import load_classifier, sigmoid
+from worker.classify import Classifier, load_classifier, sigmoid
 from worker.embed import flatten, mean_per_item
 from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
+from worker.training.compare import GroupComparison, compare_groups
 from worker.training.data import (
     DEFAULT_FEW_SHOT_WEIGHT,
     Example,
@@ -217,9 +218,21 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
     return write_artifact(request.out, head.model, model_metadata(request, data, head, cache))
 
 
-def run_evaluation(
-    model_dir: Path, paths: list[Path], kind: EncoderKind | None
-) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...]]:
+@dataclass(frozen=True)
+class Scored:
+    """A model's top labels for every evaluation row, as the worker would serve them."""
+
+    classifier: Classifier
+    examples: list[Example]
+    logits: np.ndarray
+    predicted: list[str]
+
+    @property
+    def right(self) -> list[bool]:
+        return [label in ex.labels for label, ex in zip(self.predicted, self.examples, strict=True)]
+
+
+def score_model(model_dir: Path, paths: list[Path], kind: EncoderKind | None) -> Scored:
     classifier = load_classifier(model_dir, muse_identity())
     # The texts and token budget the model was trained with: what the worker must serve it with.
     cache = _cache(kind, classifier.max_tokens)
@@ -227,9 +240,31 @@ def run_evaluation(
         ex for path in paths for ex in read_for_evaluation(path, classifier.text_max_chars, classifier.embed_views)
     ]
     logits = classifier.logits(embed_as_served(cache, examples))
-    predicted = [classifier.labels[i] for i in logits.argmax(1)]
-    gold = [e.labels for e in examples]
+    return Scored(classifier, examples, logits, [classifier.labels[i] for i in logits.argmax(1)])
+
+
+def run_evaluation(
+    model_dir: Path, paths: list[Path], kind: EncoderKind | None
+) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...]]:
+    scored = score_model(model_dir, paths, kind)
+    classifier, examples = scored.classifier, scored.examples
     results = score_groups(
-        [e.group for e in examples], predicted, gold, classifier.labels, classifier.confidence(logits)
+        [e.group for e in examples],
+        scored.predicted,
+        [e.labels for e in examples],
+        classifier.labels,
+        classifier.confidence(scored.logits),
     )
     return as_json(classifier.version, results), results, classifier.labels
+
+
+def run_comparison(
+    baseline_dir: Path, candidate_dir: Path, paths: list[Path], kind: EncoderKind | None
+) -> tuple[str, str, list[GroupComparison]]:
+    """(baseline version, candidate version, per-group paired comparison) on the same rows."""
+    baseline, candidate = (score_model(d, paths, kind) for d in (baseline_dir, candidate_dir))
+    rows = [(e.group, e.labels) for e in baseline.examples]
+    if rows != [(e.group, e.labels) for e in candidate.examples]:
+        raise ValueError("the two models read different rows from the data; compare needs the same rows")
+    comparisons = compare_groups([group for group, _ in rows], baseline.right, candidate.right)
+    return baseline.classifier.version, candidate.classifier.version, comparisons
