@@ -15,13 +15,20 @@ from worker.training.commands import compare, evaluate, train
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
+@app.callback()
+def configure() -> None:
+    # Every command logs as the settings say (WORKER_LOG_FORMAT / WORKER_LOG_LEVEL); structlog's
+    # unconfigured default would print debug events too.
+    settings = load_settings()
+    configure_logging(settings.worker_log_format, settings.worker_log_level)
+
+
 @app.command("run")
 def run() -> None:
     """Run one worker from the environment's settings until SIGTERM/SIGINT (what a container runs)."""
     from worker.app import build_worker
 
     settings = load_settings()
-    configure_logging(settings.worker_log_format, settings.worker_log_level)
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
     with build_worker(settings) as worker:

@@ -21,9 +21,11 @@ def export_muse(
 ) -> None:
     """Export MUSE as a TF2 SavedModel; a no-op when it exists for the installed weights."""
     from worker.encoders.tf_export import ensure_savedmodel, is_current
+    from worker.logs import native_logs_as_events
 
     was_current = is_current(out)
-    ensure_savedmodel(out)
+    with native_logs_as_events("tensorflow"):
+        ensure_savedmodel(out)
     typer.echo(f"{out}: {'up to date' if was_current else 'exported'}")
 
 
