@@ -16,9 +16,14 @@ DEFAULT_THRESHOLD = 0.5
 MIN_CALIBRATION_POSITIVES = 5
 
 
+def top_label_right(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> list[bool]:
+    """Per row: is its top label one of its gold labels?"""
+    return [p in g for p, g in zip(predicted, gold, strict=True)]
+
+
 def accuracy(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
     """Share of rows whose top label is one of the gold labels."""
-    return float(np.mean([p in g for p, g in zip(predicted, gold, strict=True)])) if gold else 0.0
+    return float(np.mean(top_label_right(predicted, gold))) if gold else 0.0
 
 
 def macro_f1(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:

@@ -28,7 +28,7 @@ from worker.training.data import (
 )
 from worker.training.embed_cache import EmbeddingCache
 from worker.training.head import HyperParameters, fit_head, one_hot, served_logits
-from worker.training.metrics import calibrate_confidence, calibrate_thresholds
+from worker.training.metrics import calibrate_confidence, calibrate_thresholds, top_label_right
 from worker.training.report import GroupResult, as_json, score_groups
 
 
@@ -229,7 +229,7 @@ class Scored:
 
     @property
     def right(self) -> list[bool]:
-        return [label in ex.labels for label, ex in zip(self.predicted, self.examples, strict=True)]
+        return top_label_right(self.predicted, [ex.labels for ex in self.examples])
 
 
 def score_model(model_dir: Path, paths: list[Path], kind: EncoderKind | None) -> Scored:

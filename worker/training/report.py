@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.training.metrics import accuracy, calibration_error, confusion, macro_f1, majority
+from worker.training.metrics import accuracy, calibration_error, confusion, macro_f1, majority, top_label_right
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def score_groups(
         result = GroupResult(name, len(rows), accuracy(p, t), macro_f1(p, t), majority(t), confusion(p, t, labels))
         if confidences is not None:
             c = [float(confidences[i]) for i in rows]
-            right = [label in g for label, g in zip(p, t, strict=True)]
+            right = top_label_right(p, t)
             result = replace(result, confidence=float(np.mean(c)), calibration_error=calibration_error(c, right))
         results.append(result)
     return results
