@@ -1,16 +1,16 @@
 import io
-import json
 
 import fastavro
 import pytest
 
 from worker.avro import (
     FINGERPRINT_HEADER,
-    SCHEMA_DIR,
+    AvroSchema,
     PlainAvroCodec,
     RegistryCodec,
     UnknownWriterSchema,
     load_schema,
+    writer_schemas,
 )
 from worker.encode import categorized_record
 from worker.records import Categorized, CategoryScore, SourceRef
@@ -29,14 +29,17 @@ def test_round_trip_with_the_current_schema() -> None:
     assert int(decoded["uploaded_at"].timestamp() * 1000) == record["uploaded_at"]
 
 
+def _history_schema(name: str) -> AvroSchema:
+    """The one older version of `name` kept in schemas/history, as the codec knows it."""
+    (old,) = [s for s in writer_schemas(name).values() if s != load_schema(name)]
+    return old
+
+
 def test_old_schema_event_reads_with_the_new_schema() -> None:
-    old = json.loads((SCHEMA_DIR / "history" / "VideoUploaded.v1.avsc").read_text())
-    parsed_old = fastavro.parse_schema(old)
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, parsed_old, {"video_id": "v1", "title": "old", "description": "",
-                                                 "tags": ["a"], "uploaded_at": 5})
-    fingerprint = fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(parsed_old), "CRC-64-AVRO")
-    decoded = PlainAvroCodec().loads(buf.getvalue(), [(FINGERPRINT_HEADER, fingerprint.encode())], SCHEMA, "t")
+    codec = PlainAvroCodec()
+    v1 = {"video_id": "v1", "title": "old", "description": "", "tags": ["a"], "uploaded_at": 5}
+    value, headers = codec.dumps(v1, _history_schema("VideoUploaded"), "t")
+    decoded = codec.loads(value, headers, SCHEMA, "t")
     assert decoded["video_id"] == "v1" and decoded["language"] is None and decoded["channel_id"] is None
 
 
@@ -49,19 +52,16 @@ def _categorized_event(confidence: float) -> Categorized:
 
 
 def test_categorized_events_carry_the_confidence_and_stay_readable_across_the_schema_change() -> None:
-    codec, current = PlainAvroCodec(), load_schema("VideoCategorized")
-    old = fastavro.parse_schema(json.loads((SCHEMA_DIR / "history" / "VideoCategorized.v1.avsc").read_text()))
+    codec, current, old = PlainAvroCodec(), load_schema("VideoCategorized"), _history_schema("VideoCategorized")
     value, headers = codec.dumps(categorized_record(_categorized_event(0.25)), current, "t")
     assert codec.loads(value, headers, current, "t")["confidence"] == pytest.approx(0.25)
     # a recommender still on v1 reads the new events (the added field is skipped)
-    read_by_old = fastavro.schemaless_reader(io.BytesIO(value), current.parsed, old)
+    read_by_old = fastavro.schemaless_reader(io.BytesIO(value), current.parsed, old.parsed)
     assert read_by_old["top_label"] == "Music" and "confidence" not in read_by_old
     # an event a v1 worker wrote reads with the current schema: confidence unknown
-    buf = io.BytesIO()
     v1_record = {k: v for k, v in categorized_record(_categorized_event(0.25)).items() if k != "confidence"}
-    fastavro.schemaless_writer(buf, old, v1_record)
-    v1_fingerprint = fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(old), "CRC-64-AVRO")
-    decoded = codec.loads(buf.getvalue(), [(FINGERPRINT_HEADER, v1_fingerprint.encode())], current, "t")
+    v1_value, v1_headers = codec.dumps(v1_record, old, "t")
+    decoded = codec.loads(v1_value, v1_headers, current, "t")
     assert decoded["confidence"] is None and decoded["top_score"] == pytest.approx(0.9)
 
 
