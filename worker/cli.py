@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from typing import Annotated
 
@@ -56,6 +57,29 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for output
     settings = load_settings(worker_log_format="console")
     configure_logging("console", settings.worker_log_level)
     raise typer.Exit(run_demo(settings, timeout))
+
+
+@app.command("replay-dead-letters")
+def replay_dead_letters(
+    error_type: Annotated[
+        list[str] | None, typer.Option("--error-type", help="Replay the letters of this reason; repeatable.")
+    ] = None,
+    all_reasons: Annotated[bool, typer.Option("--all", help="Replay the letters of every reason.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")] = False,
+) -> None:
+    """Send dead letters back to their source topic once their cause is mended (docs/reliability.md)."""
+    from worker.decode import DEAD_LETTER_REASONS
+    from worker.replay import replay_dead_letters as replay
+
+    if bool(error_type) == all_reasons:
+        raise typer.BadParameter("give --error-type REASON (repeatable) or --all")
+    if unknown := sorted(set(error_type or ()) - set(DEAD_LETTER_REASONS)):
+        raise typer.BadParameter(f"unknown reason {unknown}; the reasons are {', '.join(DEAD_LETTER_REASONS)}")
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    summary = replay(settings, DEAD_LETTER_REASONS if all_reasons else tuple(dict.fromkeys(error_type or ())), dry_run)
+    typer.echo(json.dumps(summary.as_json()))
 
 
 app.command("export-muse")(export_muse)

@@ -24,6 +24,8 @@ from worker.records import DeadLetter, SourceRef, Upload, VideoUploaded
 from worker.text import build_texts
 
 UPLOAD_SCHEMA_NAME = "VideoUploaded"
+# Every reason code above, in the table's order.
+DEAD_LETTER_REASONS = ("empty-message", "unknown-schema", "invalid-utf8", "avro-decode", "missing-field", "empty-text")
 
 
 class InvalidEvent(ValueError):
@@ -87,5 +89,6 @@ class Decoder:
             if not text:
                 raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter, by design
-            return DeadLetter(source, key, value, _reason_for(error), f"{type(error).__name__}: {error}"[:2000])
+            message = f"{type(error).__name__}: {error}"[:2000]
+            return DeadLetter(source, key, value, _reason_for(error), message, tuple(headers or ()))
         return Upload(event, text, source, time.monotonic(), embed_with)

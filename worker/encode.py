@@ -28,6 +28,7 @@ def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
     return {
         "original_key": letter.key,
         "original_value": letter.value,
+        "original_headers": [{"key": key, "value": value} for key, value in letter.headers],
         "source_topic": letter.source.topic,
         "source_partition": letter.source.partition,
         "source_offset": letter.source.offset,

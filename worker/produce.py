@@ -35,8 +35,9 @@ class Output:
     source: SourceRef | None  # None for side outputs (review copies) that no offset waits on
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
-    conf: dict[str, Any] = {
+def idempotent_producer_config(settings: Settings) -> dict[str, Any]:
+    """An idempotent producer (acks=all) that is never transactional: for tools beside the worker."""
+    return {
         **settings.kafka_common(),
         "enable.idempotence": True,
         "acks": "all",
@@ -44,6 +45,10 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 200_000,
     }
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    conf = idempotent_producer_config(settings)
     if settings.worker_delivery is DeliveryMode.EXACTLY_ONCE:
         conf["transactional.id"] = settings.worker_transactional_id or f"{settings.worker_group_id}-worker"
         conf["transaction.timeout.ms"] = 60_000

@@ -52,6 +52,7 @@ class DeadLetter:
     value: bytes | None
     error_type: str  # a stable reason code: avro-decode, missing-field, empty-text, ...
     error_message: str
+    headers: tuple[tuple[str, bytes | None], ...] = ()  # the original Kafka headers, kept to replay the input
 
 
 @dataclass(frozen=True, slots=True)

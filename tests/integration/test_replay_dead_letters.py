@@ -1,0 +1,117 @@
+"""Dead letters go back to their source topic once their cause is mended, headers and all: through a real
+worker, the real broker and `replay_dead_letters` (what `python -m worker replay-dead-letters` runs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import fastavro
+import pytest
+from confluent_kafka import Producer
+
+from tests.integration.worker_harness import read_dead_letters, read_outputs, read_to_end, running_worker
+from worker import avro
+from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema, writer_schemas
+from worker.replay import REPLAYED_FROM_HEADER, replay_dead_letters
+from worker.sample import sample_uploads, upload_record
+from worker.settings import Settings
+from worker.topics import ensure_topics, worker_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def schema_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of schemas/ that a test adds a history version to, as a worker upgrade would."""
+    copy = tmp_path / "schemas"
+    shutil.copytree(avro.SCHEMA_DIR, copy)
+    monkeypatch.setattr(avro, "SCHEMA_DIR", copy)
+    load_schema.cache_clear()
+    writer_schemas.cache_clear()
+    yield copy
+    load_schema.cache_clear()
+    writer_schemas.cache_clear()
+
+
+def newer_producer_schema() -> dict[str, object]:
+    """VideoUploaded as a producer upgraded before the workers writes it: one more field."""
+    schema = json.loads(load_schema("VideoUploaded").text)
+    schema["fields"].append({"name": "duration_s", "type": "long", "default": 0})
+    return schema
+
+
+def written_with(schema: dict[str, object], record: dict[str, object]) -> tuple[bytes, list[tuple[str, bytes]]]:
+    parsed = fastavro.parse_schema(schema)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed, record)
+    fingerprint = fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+    return buf.getvalue(), [(FINGERPRINT_HEADER, fingerprint.encode())]
+
+
+def test_letters_of_a_mended_cause_are_replayed_once_with_their_headers_and_categorized(
+    make_settings: Callable[..., Settings], schema_dir: Path,
+) -> None:
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    upload = sample_uploads(1, "newer-schema")[0]
+    schema = newer_producer_schema()
+    value, headers = written_with(schema, upload_record(upload) | {"duration_s": 42})
+    empty_text, empty_headers = PlainAvroCodec().dumps(
+        upload_record(sample_uploads(1, "empty")[0]) | {"title": "https://bit.ly/x", "tags": [], "description": ""},
+        load_schema("VideoUploaded"), settings.worker_input_topic)
+    producer = Producer(settings.kafka_common())
+    producer.produce(settings.worker_input_topic, value, upload.video_id.encode(), headers=headers)
+    producer.produce(settings.worker_input_topic, empty_text, b"empty", headers=empty_headers)
+    assert producer.flush(10) == 0
+
+    with running_worker(settings):
+        letters = read_dead_letters(settings, expected=2)
+    by_reason = {letter["error_type"]: letter for letter in letters}
+    assert set(by_reason) == {"unknown-schema", "empty-text"}
+    assert by_reason["unknown-schema"]["original_headers"] == [{"key": FINGERPRINT_HEADER, "value": headers[0][1]}]
+
+    # the workers are upgraded: they now know the producer's schema
+    (schema_dir / "history" / "VideoUploaded.v3.avsc").write_text(json.dumps(schema))
+    writer_schemas.cache_clear()
+    unknown_schema = ["unknown-schema"]
+    assert replay_dead_letters(settings, unknown_schema, dry_run=True).replayed == {"unknown-schema": 1}
+    assert replay_dead_letters(settings, unknown_schema).replayed == {"unknown-schema": 1}  # a dry run moves nothing
+    assert replay_dead_letters(settings, unknown_schema).replayed == {}  # its bookmark moved
+    assert replay_dead_letters(settings, ["empty-text"], dry_run=True).replayed == {"empty-text": 1}  # still waits
+
+    inputs = read_to_end(settings, settings.worker_input_topic)
+    assert len(inputs) == 3, "only the unknown-schema letter was replayed, once"
+    replayed = inputs[-1]
+    assert (replayed.key(), replayed.value()) == (upload.video_id.encode(), value)
+    dlq_offset = [letter["error_type"] for letter in letters].index("unknown-schema")  # one partition, in order
+    replayed_from = f"{settings.worker_dlq_topic}/0/{dlq_offset}".encode()
+    assert replayed.headers() == [headers[0], (REPLAYED_FROM_HEADER, replayed_from)]
+
+    with running_worker(settings):
+        (output,) = read_outputs(settings, expected=1)
+    assert output["video_id"] == upload.video_id
+
+
+def test_letters_from_before_the_headers_field_replay_without_headers(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    (v1,) = [s for s in writer_schemas("DeadLetter").values() if s != load_schema("DeadLetter")]
+    letter = {"original_key": b"k", "original_value": b"\x02v", "source_topic": settings.worker_input_topic,
+              "source_partition": 0, "source_offset": 7, "error_type": "missing-field",
+              "error_message": "ValueError: ...", "failed_at": 1}
+    value, headers = PlainAvroCodec().dumps(letter, v1, settings.worker_dlq_topic)
+    producer = Producer(settings.kafka_common())
+    producer.produce(settings.worker_dlq_topic, value, b"k", headers=headers)
+    assert producer.flush(10) == 0
+
+    assert replay_dead_letters(settings, ["missing-field"]).replayed == {"missing-field": 1}
+
+    (replayed,) = read_to_end(settings, settings.worker_input_topic)
+    assert (replayed.key(), replayed.value()) == (b"k", b"\x02v")
+    assert replayed.headers() == [(REPLAYED_FROM_HEADER, f"{settings.worker_dlq_topic}/0/0".encode())]
