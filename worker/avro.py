@@ -7,7 +7,8 @@
   `schemas/history/<Name>.*.avsc`, so producers can upgrade after workers (schema evolution by
   Avro resolution: added fields need defaults).
 - Schema Registry (when `SCHEMA_REGISTRY_URL` is set): Confluent framing (magic byte, 4-byte
-  schema id, binary), through confluent-kafka's own serializers.
+  schema id, binary), written through confluent-kafka's serializer, read with the writer schema
+  the registry gives for the id (cached), resolved to ours like plain Avro.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ Headers = list[tuple[str, bytes]]
 
 class UnknownWriterSchema(ValueError):
     """The message names a writer schema this worker does not know."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The schema registry could not say what a schema id is (unreachable, 5xx, refused): not the message's
+    fault, so the message is retried later, never dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class RegistryCodec:
             conf["basic.auth.user.info"] = basic_auth
         self._client = SchemaRegistryClient.new_client(conf)  # `mock://` URLs give the in-memory test registry
         self._serializers: dict[str, Any] = {}
-        self._deserializers: dict[str, Any] = {}
+        self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
 
     def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]:
         from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -110,15 +116,36 @@ class RegistryCodec:
         return self._serializers[schema.name](dict(record), ctx), []
 
     def loads(self, value: bytes, headers: Headers | None, schema: AvroSchema, topic: str) -> dict[str, Any]:
-        from confluent_kafka.schema_registry.avro import AvroDeserializer
-        from confluent_kafka.serialization import MessageField, SerializationContext
+        """Confluent framing read by hand (magic byte 0, big-endian schema id, Avro binary), resolved to `schema`.
 
-        if schema.name not in self._deserializers:
-            self._deserializers[schema.name] = AvroDeserializer(self._client, schema.text)
-        record = self._deserializers[schema.name](value, SerializationContext(topic, MessageField.VALUE))
-        if not isinstance(record, dict):
-            raise ValueError(f"registry deserializer returned {type(record).__name__}, not a record")
+        The writer schema is fetched by id here, not inside confluent's deserializer, so that a registry
+        failure (RegistryUnavailable) is told apart from a message that is not what it claims.
+        """
+        if len(value) < 5 or value[0] != 0:
+            raise ValueError("not Schema Registry framing (magic byte 0 and a 4-byte schema id)")
+        writer = self._writer_schema(int.from_bytes(value[1:5], "big"))
+        buf = io.BytesIO(value[5:])
+        record = fastavro.schemaless_reader(buf, writer, schema.parsed)
+        if buf.tell() != len(value) - 5:
+            raise ValueError(f"{len(value) - 5 - buf.tell()} trailing bytes after the {schema.name} record")
         return record
+
+    def _writer_schema(self, schema_id: int) -> Any:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        if schema_id not in self._writers:
+            try:
+                registered = self._client.get_schema(schema_id)
+            except SchemaRegistryError as error:
+                if error.http_status_code == 404:
+                    raise UnknownWriterSchema(f"schema id {schema_id} is not in the registry") from error
+                raise RegistryUnavailable(f"schema registry: {error}") from error
+            except Exception as error:  # noqa: BLE001 - transport errors of the registry's HTTP client
+                raise RegistryUnavailable(f"schema registry: {type(error).__name__}: {error}") from error
+            if (registered.schema_type or "AVRO") != "AVRO":
+                raise UnknownWriterSchema(f"schema id {schema_id} is a {registered.schema_type} schema, not Avro")
+            self._writers[schema_id] = parse_schema(json.loads(registered.schema_str))
+        return self._writers[schema_id]
 
 
 def make_codec(settings: Settings) -> Codec:

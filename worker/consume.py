@@ -77,7 +77,9 @@ class Inbox:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self.assignment: set[tuple[str, int]] = set()
-        self._last_error_log = -float("inf")
+        self._last_warned: dict[str, float] = {}
+        self._paused = False
+        self._held: dict[tuple[str, int], float] = {}  # partition -> when to fetch it again (monotonic)
         self._subscribed = False
         # False from subscribe (and from each eager revoke) until the group answers with an
         # assignment, possibly empty: while False, a JoinGroup of ours may be pending.
@@ -111,6 +113,8 @@ class Inbox:
         self._join_settled = False  # eager protocol: a revoke is followed by a new JoinGroup
         self._on_revoke(tps)
         self.assignment.difference_update(tps)
+        for tp in tps:
+            self._held.pop(tp, None)
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Messages without errors; transient errors (broker down, ...) are logged at most every 30 s."""
@@ -127,10 +131,14 @@ class Inbox:
     def _log_error(self, error: KafkaError) -> None:
         if error.fatal():
             raise RuntimeError(f"fatal consumer error: {error.str()}")
+        self._warn("consumer_error", code=error.name(), reason=error.str())
+
+    def _warn(self, event: str, **fields: object) -> None:
+        """A warning, at most every 30 s per event: a broker or registry outage repeats them many times."""
         now = time.monotonic()
-        if now - self._last_error_log >= 30:
-            self._last_error_log = now
-            log.warning("consumer_error", code=error.name(), reason=error.str())
+        if now - self._last_warned.get(event, -float("inf")) >= 30:
+            self._last_warned[event] = now
+            log.warning(event, **fields)
 
     def commit(self, positions: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
@@ -138,10 +146,28 @@ class Inbox:
             self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
 
     def pause(self) -> None:
+        self._paused = True
         self._consumer.pause([TopicPartition(t, p) for t, p in self.assignment])
 
     def resume(self) -> None:
-        self._consumer.resume([TopicPartition(t, p) for t, p in self.assignment])
+        self._paused = False
+        self._consumer.resume([TopicPartition(t, p) for t, p in self.assignment if (t, p) not in self._held])
+
+    def hold(self, partition: tuple[str, int], offset: int, seconds: float, reason: str) -> None:
+        """Fetch nothing from `partition` for `seconds`, then fetch it again from `offset`: that message is retried."""
+        self._consumer.pause([TopicPartition(*partition)])
+        self._consumer.seek(TopicPartition(*partition, offset))
+        self._held[partition] = time.monotonic() + seconds
+        self._warn("partition_held", partition=partition, offset=offset, retry_in_s=seconds, reason=reason)
+
+    def release_held(self) -> None:
+        """Fetch again from the held partitions whose time is up (unless all are paused)."""
+        now = time.monotonic()
+        due = [partition for partition, until in self._held.items() if until <= now]
+        for partition in due:
+            del self._held[partition]
+        if due and not self._paused:
+            self._consumer.resume([TopicPartition(t, p) for t, p in due])
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Per assigned partition: high watermark minus the consumer's position (from cached stats)."""

@@ -1,6 +1,7 @@
 """Decode: Kafka message bytes -> an `Upload` ready to embed, or a `DeadLetter` with the reason.
 
-Errors are data here: `decode_message` never raises for anything a producer can send.
+Errors are data here: `Decoder.decode` never raises for anything a producer can send. It raises
+only `RegistryUnavailable`, which is no fault of the message: the loop retries that message later.
 Reason codes (the DeadLetter `error_type`) are stable and documented in the README:
 
 | reason            | when                                                             |
@@ -19,7 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from worker.avro import AvroSchema, Codec, Headers, UnknownWriterSchema, load_schema
+from worker.avro import AvroSchema, Codec, Headers, RegistryUnavailable, UnknownWriterSchema, load_schema
 from worker.records import DeadLetter, SourceRef, Upload, VideoUploaded
 from worker.text import build_texts
 
@@ -88,6 +89,8 @@ class Decoder:
             )
             if not text:
                 raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
+        except RegistryUnavailable:
+            raise
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter, by design
             message = f"{type(error).__name__}: {error}"[:2000]
             return DeadLetter(source, key, value, _reason_for(error), message, tuple(headers or ()))

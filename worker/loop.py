@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 from confluent_kafka import Message
 
-from worker.avro import make_codec
+from worker.avro import RegistryUnavailable, make_codec
 from worker.batch import Batcher
 from worker.cache import EmbeddingCache
 from worker.categorize import BatchOutcome, StartedBatch, label_batch, start_batch
@@ -43,6 +43,7 @@ from worker.text import DEFAULT_MAX_CHARS
 
 log = structlog.get_logger(__name__)
 IDLE_POLL_S = 0.2
+REGISTRY_RETRY_S = 5.0  # a message the schema registry could not help decode is fetched again after this
 LAG_INTERVAL_S = 5.0
 
 
@@ -124,6 +125,7 @@ class Worker:
         self._end_transaction()
         self._outbox.poll(0)
         self._flow_control()
+        self._inbox.release_held()
         self._maybe_commit(now)
         self._maybe_swap_model(now)
         self._maybe_report_lag(now)
@@ -171,11 +173,21 @@ class Worker:
 
     # --- the steps ------------------------------------------------------------------------------
     def _accept(self, messages: Sequence[Message]) -> None:
-        self.metrics.consumed(len(messages))
+        held: set[TopicPartition] = set()
         for message in messages:
             source = source_of(message)
-            self._offsets.track((source.topic, source.partition), source.offset)
-            decoded = self._decoder.decode(message.key(), message.value(), message.headers(), source)
+            partition = (source.topic, source.partition)
+            if partition in held:
+                continue  # fetched again from the held message on
+            try:
+                decoded = self._decoder.decode(message.key(), message.value(), message.headers(), source)
+            except RegistryUnavailable as error:
+                held.add(partition)
+                self._inbox.hold(partition, source.offset, REGISTRY_RETRY_S, str(error))
+                self.metrics.held_for_registry()
+                continue
+            self.metrics.consumed(1)
+            self._offsets.track(partition, source.offset)
             if isinstance(decoded, Upload):
                 self._batcher.add(decoded)
             else:

@@ -142,6 +142,7 @@ class Metrics:
         self._review = Counter(
             "videocat_events_sent_for_review", "Copies sent to the review topic.", registry=r
         )
+        self._held = Counter("videocat_registry_retries", "Messages held: the registry did not answer.", registry=r)
         self._batch_size = Histogram(
             "videocat_batch_size", "Events per batch.", buckets=BATCH_SIZE_BUCKETS, registry=r
         )
@@ -209,6 +210,9 @@ class Metrics:
 
     def dead_lettered(self, reason: str) -> None:
         self._dead.labels(reason=reason).inc()
+
+    def held_for_registry(self) -> None:
+        self._held.inc()
 
     def sent_for_review(self, n: int) -> None:
         self._review.inc(n)

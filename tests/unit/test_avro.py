@@ -8,6 +8,7 @@ from worker.avro import (
     AvroSchema,
     PlainAvroCodec,
     RegistryCodec,
+    RegistryUnavailable,
     UnknownWriterSchema,
     load_schema,
     writer_schemas,
@@ -68,6 +69,12 @@ def test_categorized_events_carry_the_confidence_and_stay_readable_across_the_sc
 def test_unknown_writer_fingerprint_is_refused() -> None:
     with pytest.raises(UnknownWriterSchema):
         PlainAvroCodec().loads(b"\x00", [(FINGERPRINT_HEADER, b"deadbeef")], SCHEMA, "t")
+
+
+def test_a_registry_that_cannot_be_reached_is_unavailable_not_an_unknown_schema() -> None:
+    framed = b"\x00" + (5).to_bytes(4, "big") + b"\x02v"
+    with pytest.raises(RegistryUnavailable):
+        RegistryCodec("http://127.0.0.1:1").loads(framed, None, SCHEMA, "t")  # port 1: connection refused
 
 
 def test_trailing_bytes_are_refused() -> None:
