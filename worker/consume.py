@@ -104,6 +104,7 @@ class Inbox:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._join_settled = True
+        self._paused = False  # a new assignment fetches
         tps = [(p.topic, p.partition) for p in partitions]
         self.assignment.update(tps)
         self._on_assign(tps)
