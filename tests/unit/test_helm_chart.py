@@ -245,11 +245,19 @@ def test_credentials_in_urls_are_refused(key: str) -> None:
         render(with_values(**{key: "rediss://user:hunter2@host:6380/0"}))
 
 
-def test_every_setting_is_configurable_and_no_unknown_env(gpu_keda_docs: list[dict[str, Any]]) -> None:
+def test_every_setting_is_configurable_and_no_unknown_env() -> None:
+    docs = render(with_values(worker__maxTokens=256, worker__textMaxChars=1024))  # empty by default
     settings = {name.upper() for name in Settings.model_fields}
-    names = env_names(gpu_keda_docs)
+    names = env_names(docs)
     assert settings - names == set(), "settings the chart cannot set"
-    assert {n for n in one(gpu_keda_docs, "ConfigMap")["data"]} <= settings
+    assert {n for n in one(docs, "ConfigMap")["data"]} <= settings
+    assert one(docs, "ConfigMap")["data"]["WORKER_MAX_TOKENS"] == "256"
+
+
+@pytest.mark.parametrize("values", [None, GPU_KEDA], ids=["default", "gpu-keda"])
+def test_the_head_s_own_text_budgets_are_served_unless_overridden(values: dict[str, Any] | None) -> None:
+    # Setting them by default overrode the starter's 1024 characters / 256 tokens with 512 / 128.
+    assert not {"WORKER_MAX_TOKENS", "WORKER_TEXT_MAX_CHARS"} & env_names(render(values))
 
 
 def test_exactly_once_takes_the_transactional_id_from_the_pod_name(
