@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -57,6 +60,36 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for output
     settings = load_settings(worker_log_format="console")
     configure_logging("console", settings.worker_log_level)
     raise typer.Exit(run_demo(settings, timeout))
+
+
+@app.command("predict")
+def predict(
+    model: Annotated[
+        Path | None, typer.Option(exists=True, file_okay=False, help="Model directory (default: WORKER_MODEL_DIR).")
+    ] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", help="JSON Lines of uploads (title, tags, description, ...); - for stdin.")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="One upload's title (instead of --input).")] = None,
+    tags: Annotated[str, typer.Option(help="Its tags, comma-separated.")] = "",
+    description: Annotated[str, typer.Option(help="Its description.")] = "",
+) -> None:
+    """Categorize uploads as the worker would, without Kafka or Redis: one JSON answer per upload, with the
+    text the head saw and every label's score beside its threshold."""
+    from worker.predict import load_predictor, predict_rows
+
+    if (input is None) == (title is None):
+        raise typer.BadParameter("give --input FILE (JSON Lines, - for stdin) or --title")
+    if title is not None:
+        rows: Iterable[dict] = [{"title": title, "tags": [t.strip() for t in tags.split(",") if t.strip()],
+                                 "description": description}]
+    else:
+        lines = sys.stdin if input == "-" else Path(input).read_text(encoding="utf-8").splitlines()
+        rows = (json.loads(line) for line in lines if line.strip())
+    settings = load_settings()
+    predictor = load_predictor(model or settings.worker_model_dir, settings)
+    for answer in predict_rows(rows, predictor):
+        typer.echo(json.dumps(answer, ensure_ascii=False))
 
 
 @app.command("replay-dead-letters")
