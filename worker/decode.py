@@ -83,15 +83,18 @@ class Decoder:
             if not value:
                 raise InvalidEvent("empty-message", "the message has no value")
             record = self._codec.loads(value, headers, self._schema, source.topic)
-            event = to_video_uploaded(record)
-            text, embed_with = build_texts(
-                event.title, event.tags, event.description, self._embed_views, self._max_chars
-            )
-            if not text:
-                raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
+            return upload_of(record, source, self._max_chars, self._embed_views)
         except RegistryUnavailable:
             raise
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter, by design
             message = f"{type(error).__name__}: {error}"[:2000]
             return DeadLetter(source, key, value, _reason_for(error), message, tuple(headers or ()))
-        return Upload(event, text, source, time.monotonic(), embed_with)
+
+
+def upload_of(record: dict[str, Any], source: SourceRef, max_chars: int, embed_views: tuple[str, ...]) -> Upload:
+    """A decoded record with the texts the encoder will embed; InvalidEvent when it has none."""
+    event = to_video_uploaded(record)
+    text, embed_with = build_texts(event.title, event.tags, event.description, embed_views, max_chars)
+    if not text:
+        raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
+    return Upload(event, text, source, time.monotonic(), embed_with)

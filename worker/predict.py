@@ -7,7 +7,6 @@ head saw (the text) and every label's score beside its threshold, not only the l
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,10 @@ from worker.app import with_text_budget
 from worker.cache import EmbeddingCache, embedding_namespace
 from worker.categorize import categorize_batch
 from worker.classify import Classifier, load_classifier, sigmoid
-from worker.decode import InvalidEvent, to_video_uploaded
+from worker.decode import InvalidEvent, upload_of
 from worker.encoders import Encoder, load_encoder, muse_identity
 from worker.records import Categorized, SourceRef, Upload
 from worker.settings import Settings
-from worker.text import build_texts
 
 BATCH = 128
 
@@ -46,16 +44,13 @@ def load_predictor(model_dir: Path, settings: Settings) -> Predictor:
     return Predictor(classifier, encoder, cache, settings.worker_text_max_chars or classifier.text_max_chars)
 
 
-def upload_of(row: dict[str, Any], index: int, predictor: Predictor) -> Upload:
+def upload_of_row(row: dict[str, Any], index: int, predictor: Predictor) -> Upload:
     """One JSON row (the VideoUploaded fields; the training data's layout) as the decoder builds it."""
     if isinstance(row.get("tags"), str):  # one tag, not its characters
         row = {**row, "tags": [row["tags"]]}
-    event = to_video_uploaded({"video_id": f"row-{index}", **row, "uploaded_at": 0})
-    text, embed_with = build_texts(event.title, event.tags, event.description, predictor.classifier.embed_views,
-                                   predictor.text_max_chars)
-    if not text:
-        raise InvalidEvent("empty-text", "no text left after cleaning title, tags and description")
-    return Upload(event, text, SourceRef("predict", 0, index), time.monotonic(), embed_with)
+    record = {"video_id": f"row-{index}", **row, "uploaded_at": 0}
+    return upload_of(record, SourceRef("predict", 0, index), predictor.text_max_chars,
+                     predictor.classifier.embed_views)
 
 
 def predict_rows(rows: Iterable[dict[str, Any]], predictor: Predictor) -> Iterator[dict[str, Any]]:
@@ -64,7 +59,7 @@ def predict_rows(rows: Iterable[dict[str, Any]], predictor: Predictor) -> Iterat
     pending: list[tuple[int, Upload | InvalidEvent]] = []
     for index, row in enumerate(rows):
         try:
-            pending.append((index, upload_of(row, index, predictor)))
+            pending.append((index, upload_of_row(row, index, predictor)))
         except InvalidEvent as error:
             pending.append((index, error))
         if len(pending) == BATCH:
