@@ -66,6 +66,15 @@ def writer_schemas(name: str) -> Mapping[str, AvroSchema]:
     return {s.fingerprint: s for s in schemas}
 
 
+def read_whole(payload: bytes, writer: Any, reader: AvroSchema) -> dict[str, Any]:
+    """The record in `payload`, written with `writer`, resolved to `reader`; bytes left over are an error."""
+    buf = io.BytesIO(payload)
+    record = fastavro.schemaless_reader(buf, writer, reader.parsed)
+    if buf.tell() != len(payload):
+        raise ValueError(f"{len(payload) - buf.tell()} trailing bytes after the {reader.name} record")
+    return record
+
+
 class Codec(Protocol):
     def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]: ...
 
@@ -86,11 +95,7 @@ class PlainAvroCodec:
                 if found is None:
                     raise UnknownWriterSchema(f"unknown writer schema fingerprint {raw[:32]!r} for {schema.name}")
                 writer = found
-        buf = io.BytesIO(value)
-        record = fastavro.schemaless_reader(buf, writer.parsed, schema.parsed)
-        if buf.tell() != len(value):
-            raise ValueError(f"{len(value) - buf.tell()} trailing bytes after the {schema.name} record")
-        return record
+        return read_whole(value, writer.parsed, schema)
 
 
 class RegistryCodec:
@@ -123,12 +128,7 @@ class RegistryCodec:
         """
         if len(value) < 5 or value[0] != 0:
             raise ValueError("not Schema Registry framing (magic byte 0 and a 4-byte schema id)")
-        writer = self._writer_schema(int.from_bytes(value[1:5], "big"))
-        buf = io.BytesIO(value[5:])
-        record = fastavro.schemaless_reader(buf, writer, schema.parsed)
-        if buf.tell() != len(value) - 5:
-            raise ValueError(f"{len(value) - 5 - buf.tell()} trailing bytes after the {schema.name} record")
-        return record
+        return read_whole(value[5:], self._writer_schema(int.from_bytes(value[1:5], "big")), schema)
 
     def _writer_schema(self, schema_id: int) -> Any:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
