@@ -78,7 +78,7 @@ class Inbox:
         self._on_revoke = on_revoke
         self.assignment: set[tuple[str, int]] = set()
         self._last_warned: dict[str, float] = {}
-        self._paused = False
+        self.paused = False  # by flow control (pause / resume); a new assignment is not
         self._held: dict[tuple[str, int], float] = {}  # partition -> when to fetch it again (monotonic)
         self._subscribed = False
         # False from subscribe (and from each eager revoke) until the group answers with an
@@ -104,7 +104,7 @@ class Inbox:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._join_settled = True
-        self._paused = False  # a new assignment fetches
+        self.paused = False  # a new assignment fetches
         tps = [(p.topic, p.partition) for p in partitions]
         self.assignment.update(tps)
         self._on_assign(tps)
@@ -147,11 +147,11 @@ class Inbox:
             self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
 
     def pause(self) -> None:
-        self._paused = True
+        self.paused = True
         self._consumer.pause([TopicPartition(t, p) for t, p in self.assignment])
 
     def resume(self) -> None:
-        self._paused = False
+        self.paused = False
         self._consumer.resume([TopicPartition(t, p) for t, p in self.assignment if (t, p) not in self._held])
 
     def hold(self, partition: tuple[str, int], offset: int, seconds: float, reason: str) -> None:
@@ -167,7 +167,7 @@ class Inbox:
         due = [partition for partition, until in self._held.items() if until <= now]
         for partition in due:
             del self._held[partition]
-        if due and not self._paused:
+        if due and not self.paused:
             self._consumer.resume([TopicPartition(t, p) for t, p in due])
 
     def lag(self) -> dict[tuple[str, int], int]:

@@ -70,7 +70,6 @@ class Worker:
         self._pending: StartedBatch | None = None  # the batch the encoder is working on
         self._in_transaction = False
         self._stop = threading.Event()
-        self._paused = False
         self._next_commit = 0.0
         self._next_lag = 0.0
 
@@ -159,7 +158,6 @@ class Worker:
 
     # --- partitions ---------------------------------------------------------------------------
     def _assigned(self, partitions: list[TopicPartition]) -> None:
-        self._paused = False
         self.health.set_assigned(len(self._inbox.assignment))
         log.info("partitions_assigned", partitions=sorted(partitions))
 
@@ -268,13 +266,11 @@ class Worker:
         in_flight = self._offsets.in_flight()
         self.metrics.in_flight(in_flight)
         limit = self._settings.worker_max_in_flight
-        if not self._paused and in_flight >= limit:
+        if not self._inbox.paused and in_flight >= limit:
             self._inbox.pause()
-            self._paused = True
-        elif self._paused and in_flight < limit // 2:
+        elif self._inbox.paused and in_flight < limit // 2:
             self._inbox.resume()
-            self._paused = False
-        self.metrics.paused(self._paused)
+        self.metrics.paused(self._inbox.paused)
 
     def _maybe_swap_model(self, now: float) -> None:
         swapped = self._models.poll(now)
