@@ -83,13 +83,17 @@ class _Bookmarks:
         self.topic = settings.worker_dlq_topic
         self._groups = {reason: Consumer({**settings.kafka_common(), "group.id": replay_group(settings, reason),
                                           "enable.auto.commit": False}) for reason in reasons}
-        self.offsets: dict[str, dict[int, int]] = {}
-        for reason, group in self._groups.items():
-            metadata = group.list_topics(self.topic, timeout=10).topics[self.topic]
-            if metadata.error is not None:
-                raise RuntimeError(f"dead-letter topic {self.topic}: {metadata.error.str()}")
-            committed = group.committed([TopicPartition(self.topic, p) for p in metadata.partitions], timeout=10)
-            self.offsets[reason] = {tp.partition: max(tp.offset, 0) for tp in committed}
+        partitions = self._partitions(next(iter(self._groups.values()))) if self._groups else []
+        self.offsets: dict[str, dict[int, int]] = {
+            reason: {tp.partition: max(tp.offset, 0) for tp in group.committed(partitions, timeout=10)}
+            for reason, group in self._groups.items()
+        }
+
+    def _partitions(self, consumer: Consumer) -> list[TopicPartition]:
+        metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"dead-letter topic {self.topic}: {metadata.error.str()}")
+        return [TopicPartition(self.topic, p) for p in metadata.partitions]
 
     def start(self) -> list[TopicPartition]:
         """Per partition, the earliest bookmark: where a reader of every reason must begin."""

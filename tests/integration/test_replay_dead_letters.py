@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from tests.integration.worker_harness import read_dead_letters, read_outputs, read_to_end, running_worker
 from worker import avro
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema, writer_schemas
+from worker.decode import DEAD_LETTER_REASONS
 from worker.replay import REPLAYED_FROM_HEADER, replay_dead_letters
 from worker.sample import sample_uploads, upload_record
 from worker.settings import Settings
@@ -82,6 +83,7 @@ def test_letters_of_a_mended_cause_are_replayed_once_with_their_headers_and_cate
     assert replay_dead_letters(settings, unknown_schema).replayed == {"unknown-schema": 1}  # a dry run moves nothing
     assert replay_dead_letters(settings, unknown_schema).replayed == {}  # its bookmark moved
     assert replay_dead_letters(settings, ["empty-text"], dry_run=True).replayed == {"empty-text": 1}  # still waits
+    assert replay_dead_letters(settings, DEAD_LETTER_REASONS, dry_run=True).replayed == {"empty-text": 1}  # --all
 
     inputs = read_to_end(settings, settings.worker_input_topic)
     assert len(inputs) == 3, "only the unknown-schema letter was replayed, once"
