@@ -103,7 +103,8 @@ def test_compare_fails_a_candidate_worse_beyond_chance_and_passes_an_equal_one(t
     assert set(verdict["groups"]) == {"BR", "FR", "US", "(all)"}
     pooled = verdict["groups"]["(all)"]
     assert pooled["n"] == 38 and pooled["losses"] >= 15 and pooled["p_worse"] < 0.001
-    assert "(all)" in verdict["worse"]
+    assert pooled["candidate_macro_f1"] < pooled["baseline_macro_f1"] and pooled["p_worse_macro_f1"] < 0.001
+    assert "(all)" in verdict["worse"] and verdict["worse_on"]["(all)"] == ["accuracy", "macro_f1"]
 
     better = CliRunner().invoke(cli(), ["compare", "--model", str(trained), "--baseline", str(narrow), *data])
     assert better.exit_code == 0 and json.loads(better.stdout.strip().splitlines()[-1])["worse"] == []

@@ -228,15 +228,17 @@ def compare(
     data: DataOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
     alpha: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Significance level, Bonferroni-corrected over the groups.")
+        float,
+        typer.Option(min=0.0, max=1.0, help="Significance level, Bonferroni-corrected over the groups and metrics."),
     ] = 0.05,
     encoder: EncoderOption = None,
     more_data: MoreDataArgument = None,
 ) -> None:
-    """Per language/region, both models' accuracy on the same rows and a paired test (exact McNemar).
+    """Per language/region, both models' accuracy and macro-F1 on the same rows, each with a paired test
+    (exact McNemar; approximate randomization).
 
-    Exits 1 when the candidate is worse than the baseline beyond chance in any group or pooled: a gate
-    to run before pointing WORKER_MODEL_DIR at a new head.
+    Exits 1 when the candidate is worse than the baseline beyond chance on either metric in any group
+    or pooled: a gate to run before pointing WORKER_MODEL_DIR at a new head.
     """
     from worker.training import compare as comparison
     from worker.training.pipeline import run_comparison
@@ -245,12 +247,13 @@ def compare(
         old, new, results = run_comparison(baseline, model, _data_paths(data, more_data), encoder)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    worse = comparison.worse_beyond_chance(results, alpha)
+    worse = comparison.worse_metrics(results, alpha)
     if as_json:
         sys.stdout.write(json.dumps(comparison.as_json(old, new, results, alpha)) + "\n")
     else:
         typer.echo(f"baseline {old}, candidate {new}\n{comparison.as_table(results)}")
-        verdict = f"worse beyond chance (alpha {alpha}) on: {', '.join(worse)}" if worse else "not worse beyond chance"
+        where = ", ".join(f"{group} ({', '.join(metrics)})" for group, metrics in worse.items())
+        verdict = f"worse beyond chance (alpha {alpha}) on: {where}" if worse else "not worse beyond chance"
         typer.echo(f"candidate {verdict}")
     if worse:
         raise typer.Exit(1)

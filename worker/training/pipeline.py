@@ -28,7 +28,7 @@ from worker.training.data import (
 )
 from worker.training.embed_cache import EmbeddingCache
 from worker.training.head import HyperParameters, fit_head, one_hot, served_logits
-from worker.training.metrics import calibrate_confidence, calibrate_thresholds, top_label_right
+from worker.training.metrics import calibrate_confidence, calibrate_thresholds
 from worker.training.report import GroupResult, as_json, score_groups
 
 
@@ -227,10 +227,6 @@ class Scored:
     logits: np.ndarray
     predicted: list[str]
 
-    @property
-    def right(self) -> list[bool]:
-        return top_label_right(self.predicted, [ex.labels for ex in self.examples])
-
 
 def score_model(model_dir: Path, paths: list[Path], kind: EncoderKind | None) -> Scored:
     classifier = load_classifier(model_dir, muse_identity())
@@ -266,5 +262,6 @@ def run_comparison(
     rows = [(e.group, e.labels) for e in baseline.examples]
     if rows != [(e.group, e.labels) for e in candidate.examples]:
         raise ValueError("the two models read different rows from the data; compare needs the same rows")
-    comparisons = compare_groups([group for group, _ in rows], baseline.right, candidate.right)
+    groups, gold = zip(*rows, strict=True) if rows else ((), ())
+    comparisons = compare_groups(groups, gold, baseline.predicted, candidate.predicted)
     return baseline.classifier.version, candidate.classifier.version, comparisons
