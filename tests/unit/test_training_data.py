@@ -192,18 +192,31 @@ def test_thresholds_maximise_dev_f1() -> None:
     y = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=np.float32)
     thresholds = calibrate_thresholds(probabilities, y, min_positives=1)
     assert 0.35 < thresholds[0] <= 0.7  # separates the two positives from the rest
-    assert thresholds[1] == pytest.approx(0.5)  # no positives in dev: the default
-    assert thresholds[2] == pytest.approx(0.5)  # never right at any threshold: the default, not 0.95
+    # Over all twelve scores at once the best F1 (2 of 3 positives among 5 chosen) is in the same
+    # interval, highest grid point first: the class with no dev positive, and the one no threshold
+    # gets right, take that, not 0.5 or 0.95.
+    assert thresholds[1] == thresholds[2] == thresholds[0]
 
 
 def test_thresholds_need_enough_dev_rows_of_their_class() -> None:
-    """One dev row of a class would set its threshold to that row's score (0.05 here): keep the default."""
+    """One dev row of a class would set its threshold to that row's score (0.05 here): it takes the
+    threshold fitted on every class's scores at once instead."""
     probabilities = np.array([[0.06, 0.9]] + [[0.01, 0.8]] * 5 + [[0.01, 0.1]] * 5, dtype=np.float32)
     y = np.array([[1, 0]] + [[0, 1]] * 5 + [[0, 0]] * 5, dtype=np.float32)
     assert calibrate_thresholds(probabilities, y, min_positives=1)[0] == pytest.approx(0.05)
     thresholds = calibrate_thresholds(probabilities, y)
-    assert thresholds[0] == pytest.approx(0.5)
     assert 0.1 < thresholds[1] <= 0.8  # five rows: calibrated
+    assert thresholds[0] == pytest.approx(0.8)  # pooled: the five 0.8s right, one 0.06 missed
+
+
+def test_the_rare_class_threshold_follows_the_head_s_scale() -> None:
+    """A head whose scores all sit high (the starter's: thresholds 0.85-0.95) gives its rare class a
+    high threshold too; 0.5 would list it on every row. 0.5 only when dev has no positive at all."""
+    probabilities = np.array([[0.97, 0.9, 0.6]] * 6 + [[0.9, 0.97, 0.6]] * 6, dtype=np.float32)
+    y = np.array([[1, 0, 0]] * 6 + [[0, 1, 0]] * 6, dtype=np.float32)
+    thresholds = calibrate_thresholds(probabilities, y)
+    assert thresholds[0] == thresholds[1] == thresholds[2] == pytest.approx(0.95)
+    assert np.all(calibrate_thresholds(probabilities, np.zeros_like(y)) == pytest.approx(0.5))
 
 
 def test_confidence_is_calibrated_on_dev_and_grows_with_the_margin() -> None:
