@@ -23,7 +23,8 @@ from worker.records import Categorized, CategoryScore, Upload
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    results: list[Categorized]
+    uploads: Sequence[Upload]
+    results: list[Categorized]  # one per upload, in the same order
     embedded: Embedded
     seconds: float
 
@@ -79,4 +80,4 @@ def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
                 source=upload.source,
             )
         )
-    return BatchOutcome(results, embedded, time.perf_counter() - started.started)
+    return BatchOutcome(batch, results, embedded, time.perf_counter() - started.started)

@@ -1,4 +1,4 @@
-"""Encode: `Categorized` and `DeadLetter` records -> Avro message values (and headers)."""
+"""Encode: `Categorized`, review and `DeadLetter` records -> Avro message values (and headers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from worker.avro import Codec, Headers, load_schema
-from worker.records import Categorized, DeadLetter
+from worker.records import Categorized, DeadLetter, VideoUploaded
 
 
 def categorized_record(result: Categorized) -> dict[str, Any]:
@@ -21,6 +21,20 @@ def categorized_record(result: Categorized) -> dict[str, Any]:
         "embedding_key": result.embedding_key,
         "event_time": result.event_time_ms,
         "processed_time": result.processed_time_ms,
+    }
+
+
+def review_request_record(upload: VideoUploaded, result: Categorized) -> dict[str, Any]:
+    """What a person labelling a low-confidence upload needs: its metadata and the head's answer."""
+    categorized = categorized_record(result)
+    return {
+        "video_id": upload.video_id,
+        "title": upload.title,
+        "tags": list(upload.tags),
+        "description": upload.description,
+        "channel_id": upload.channel_id,
+        **{key: categorized[key] for key in ("language", "top_label", "confidence", "categories", "model_version",
+                                              "event_time", "processed_time")},
     }
 
 
@@ -39,15 +53,20 @@ def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
 
 
 class EventEncoder:
-    def __init__(self, codec: Codec, output_topic: str, dlq_topic: str) -> None:
+    def __init__(self, codec: Codec, output_topic: str, dlq_topic: str, review_topic: str = "") -> None:
         self._codec = codec
         self._output_topic = output_topic
         self._dlq_topic = dlq_topic
+        self._review_topic = review_topic
         self._categorized = load_schema("VideoCategorized")
+        self._review_request = load_schema("ReviewRequest")
         self._dead_letter = load_schema("DeadLetter")
 
     def categorized(self, result: Categorized) -> tuple[bytes, Headers]:
         return self._codec.dumps(categorized_record(result), self._categorized, self._output_topic)
+
+    def review_request(self, upload: VideoUploaded, result: Categorized) -> tuple[bytes, Headers]:
+        return self._codec.dumps(review_request_record(upload, result), self._review_request, self._review_topic)
 
     def dead_letter(self, letter: DeadLetter) -> tuple[bytes, Headers]:
         return self._codec.dumps(dead_letter_record(letter), self._dead_letter, self._dlq_topic)

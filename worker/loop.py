@@ -59,7 +59,8 @@ class Worker:
         codec = make_codec(settings)
         # a hot swap never changes the text recipe (rollout.check_same_text_recipe)
         self._decoder = Decoder(codec, settings.worker_text_max_chars or DEFAULT_MAX_CHARS, models.current.embed_views)
-        self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic)
+        self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic,
+                                    settings.worker_review_topic)
         self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,
                                 settings.worker_batch_max_wait_ms / 1000)
         self._offsets = OffsetTracker()
@@ -204,12 +205,12 @@ class Worker:
         batch_size = len(outcome.results)
         review_topic = self._settings.worker_review_topic
         low = self._settings.worker_low_confidence
-        for result in outcome.results:
+        for upload, result in zip(outcome.uploads, outcome.results, strict=True):
             value, headers = self._events.categorized(result)
             key = result.video_id.encode()
             self._send(Output(self._settings.worker_output_topic, key, value, headers, result.source))
             if review_topic and result.confidence < low:
-                self._send(Output(review_topic, key, value, headers, None))
+                self._send(Output(review_topic, key, *self._events.review_request(upload.event, result), None))
                 self.metrics.sent_for_review(1)
         now_ms = time.time() * 1000
         embedded = outcome.embedded

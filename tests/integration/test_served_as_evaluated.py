@@ -3,7 +3,8 @@
 The head is the starter with thresholds that make the top-label rule matter: every label at 0.999
 but one at 0, so most top labels sit under their threshold while another label is over its own.
 Low confidence is set high (0.8) so that the review topic gets a share of the uploads: exactly those
-whose calibrated confidence, as evaluate's path computes it, is under 0.8.
+whose calibrated confidence, as evaluate's path computes it, is under 0.8. Each review copy carries
+the upload's metadata, and a labelled copy is training data that reads as evaluate read the upload.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 import redis
 
 from tests.integration.worker_harness import read_outputs, read_to_end, running_worker
+from worker.avro import load_schema, make_codec
 from worker.classify import categorize, load_classifier, sigmoid
 from worker.encoders import muse_identity
 from worker.records import VideoUploaded
@@ -67,7 +69,11 @@ def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
         outputs = {o["video_id"]: o for o in read_outputs(settings, expected=len(uploads))}
         flagged = sum(sample.value for family in worker.metrics.registry.collect() for sample in family.samples
                       if sample.name == "videocat_low_confidence_predictions_total")
-    reviewed = {m.key().decode() for m in read_to_end(settings, settings.worker_review_topic, partitions=4)}
+    review_copies = read_to_end(settings, settings.worker_review_topic, partitions=4)
+    reviewed = {m.key().decode() for m in review_copies}
+    codec, review_schema = make_codec(settings), load_schema("ReviewRequest")
+    review_requests = [codec.loads(m.value(), m.headers(), review_schema, settings.worker_review_topic)
+                       for m in review_copies]
 
     # evaluate's path: the model's text budgets and embed views, the training embedding cache (empty here)
     classifier = load_classifier(settings.worker_model_dir, muse_identity())
@@ -92,3 +98,18 @@ def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
     unsure = {u.video_id for u, chance in zip(uploads, chances, strict=True) if chance < LOW_CONFIDENCE}
     assert 0 < len(unsure) < len(uploads)
     assert reviewed == unsure and flagged == len(unsure)
+
+    # A reviewer sees the upload as sent and the head's answer; labelled, the copy is a training row.
+    sent = {u.video_id: u for u in uploads}
+    for request in review_requests:
+        upload, output = sent[request["video_id"]], outputs[request["video_id"]]
+        assert (request["title"], tuple(request["tags"]), request["description"]) == (
+            upload.title, upload.tags, upload.description)
+        assert request["top_label"] == output["top_label"] and request["categories"] == output["categories"]
+        assert request["confidence"] == pytest.approx(output["confidence"]) and request["confidence"] < LOW_CONFIDENCE
+    labelled = tmp_path / "reviewed.jsonl"
+    labelled.write_text("".join(json.dumps({**r, "category": "Music"}, default=str) + "\n" for r in review_requests))
+    rows = read_for_evaluation(labelled, classifier.text_max_chars, classifier.embed_views)
+    evaluated_text = {u.video_id: ex.text for u, ex in zip(uploads, examples, strict=True)}
+    assert [ex.text for ex in rows] == [evaluated_text[r["video_id"]] for r in review_requests]
+    assert all(ex.labels == ("Music",) for ex in rows)
