@@ -10,8 +10,8 @@ Two paired tests, one per metric the targets are written in:
   a sum over rows, so there is no closed form. If the heads were equally good, swapping their
   answers on any row would change nothing; the p-value is the share of random swaps whose macro-F1
   difference is at least as bad (or good) as the one observed. A head that lifts top-1 by answering
-  the frequent categories more often (the fourth sweep's kernel votes on videos: dev_BR +1.9 top-1,
-  -5.3 macro-F1) passes the first test and fails this one.
+  the frequent categories more often (the starter with kernel votes on dev_BR: top-1 +1.3 points,
+  macro-F1 -3.6; docs/training.md) passes the first test and fails this one.
 
 A 99-sentence language moves by one point per sentence, so a raw drop says little on its own;
 these say how often chance alone would produce it.
