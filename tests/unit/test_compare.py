@@ -6,13 +6,12 @@ import pytest
 
 from worker.training.compare import (
     POOLED,
-    batch_macro_f1,
     binomial_tail,
     compare_groups,
     macro_f1_permutation_test,
     worse_metrics,
 )
-from worker.training.metrics import macro_f1
+from worker.training.metrics import batch_macro_f1, macro_f1
 
 
 def answers(right: list[bool]) -> list[str]:
@@ -45,15 +44,29 @@ def test_only_disagreements_count_and_each_group_is_tested_apart() -> None:
     assert "a" not in worse_metrics([a, b, pooled], 0.05)
 
 
-def test_the_vectorised_macro_f1_is_the_metric_evaluate_reports() -> None:
+def f1_by_counting(predicted: list[str], truth: list[str]) -> float:
+    """Macro-F1 written out label by label: mean F1 over the labels in the gold or the predictions."""
+    scores = []
+    for label in set(truth) | set(predicted):
+        tp = sum(p == label == t for p, t in zip(predicted, truth, strict=True))
+        fp = sum(p == label != t for p, t in zip(predicted, truth, strict=True))
+        fn = sum(t == label != p for p, t in zip(predicted, truth, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores)
+
+
+def test_macro_f1_counts_each_label_and_scores_many_answer_rows_at_once() -> None:
     rng = random.Random(3)
     labels = ["a", "b", "c", "d", "e"]
+    ids = {label: i for i, label in enumerate(labels)}
     for _ in range(20):
         truth = [rng.choice(labels[:3]) for _ in range(40)]
-        predicted = [rng.choice(labels) for _ in range(40)]  # "d", "e": predicted, never gold
-        ids = {label: i for i, label in enumerate(labels)}
-        batch = batch_macro_f1(np.array([[ids[p] for p in predicted]]), np.array([ids[t] for t in truth]), 5)
-        assert batch[0] == pytest.approx(macro_f1(predicted, [[t] for t in truth]))
+        rows = [[rng.choice(labels) for _ in range(40)] for _ in range(3)]  # "d", "e": predicted, never gold
+        expected = [f1_by_counting(predicted, truth) for predicted in rows]
+        assert [macro_f1(predicted, [[t] for t in truth]) for predicted in rows] == pytest.approx(expected)
+        batch = batch_macro_f1(np.array([[ids[p] for p in row] for row in rows]), np.array([ids[t] for t in truth]), 5)
+        assert list(batch) == pytest.approx(expected)
+    assert macro_f1([], []) == 0.0
 
 
 def test_a_head_that_answers_the_frequent_class_more_fails_on_macro_f1_alone() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.training.metrics import macro_f1, top_label_right
+from worker.training.metrics import batch_macro_f1, label_ids, macro_f1, top_label_right
 
 POOLED = "(all)"
 METRICS = ("accuracy", "macro_f1")
@@ -61,20 +61,6 @@ def binomial_tail(k: int, n: int) -> float:
     return sum(comb(n, i) for i in range(k, n + 1)) / 2**n if n else 1.0
 
 
-def batch_macro_f1(predicted: np.ndarray, truth: np.ndarray, n_labels: int) -> np.ndarray:
-    """`metrics.macro_f1` of each row of `predicted` (int [R, n] label ids) against `truth` (int [n]).
-
-    Mean F1 over the labels in the gold or in that row's predictions, as there.
-    """
-    rounds = predicted.shape[0]
-    slots = predicted + np.arange(rounds)[:, None] * n_labels  # (round, label) -> one bin
-    predicted_count = np.bincount(slots.ravel(), minlength=rounds * n_labels).reshape(rounds, n_labels)
-    true_positive = np.bincount(slots[predicted == truth], minlength=rounds * n_labels).reshape(rounds, n_labels)
-    support = predicted_count + np.bincount(truth, minlength=n_labels)
-    f1 = 2 * true_positive / np.maximum(support, 1)
-    return f1.sum(axis=1) / (support > 0).sum(axis=1)
-
-
 def macro_f1_permutation_test(
     truth: Sequence[str],
     baseline: Sequence[str],
@@ -84,7 +70,7 @@ def macro_f1_permutation_test(
 ) -> tuple[float, float]:
     """(p_worse, p_better) for the candidate's macro-F1 minus the baseline's, by approximate
     randomization: each round swaps the two heads' answers on a random half of the rows."""
-    ids = {label: i for i, label in enumerate(sorted({*truth, *baseline, *candidate}))}
+    ids = label_ids(truth, baseline, candidate)
     gold, old, new = (np.array([ids[a] for a in answers], dtype=np.int64) for answers in (truth, baseline, candidate))
     observed = batch_macro_f1(np.stack([new, old]), gold, len(ids))
     difference = observed[0] - observed[1]

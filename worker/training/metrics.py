@@ -29,14 +29,28 @@ def accuracy(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
 def macro_f1(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
     """Mean F1 over the labels seen in the gold or the predictions (top-1 vs first gold label)."""
     truth = [g[0] for g in gold]
-    labels = sorted(set(truth) | set(predicted))
-    scores = []
-    for label in labels:
-        tp = sum(p == label and t == label for p, t in zip(predicted, truth, strict=True))
-        fp = sum(p == label and t != label for p, t in zip(predicted, truth, strict=True))
-        fn = sum(p != label and t == label for p, t in zip(predicted, truth, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
+    if not truth:
+        return 0.0
+    ids = label_ids(truth, predicted)
+    answers = np.array([[ids[p] for p in predicted]], dtype=np.int64)
+    return float(batch_macro_f1(answers, np.array([ids[t] for t in truth], dtype=np.int64), len(ids))[0])
+
+
+def label_ids(*answers: Sequence[str]) -> dict[str, int]:
+    """Every label in these answer lists -> an id (in sorted order), for the array form of the metrics."""
+    return {label: i for i, label in enumerate(sorted({a for column in answers for a in column}))}
+
+
+def batch_macro_f1(predicted: np.ndarray, truth: np.ndarray, n_labels: int) -> np.ndarray:
+    """`macro_f1` of each row of `predicted` (int [R, n] label ids) against `truth` (int [n]) at once:
+    mean F1 over the labels in the gold or in that row's predictions."""
+    rounds = predicted.shape[0]
+    slots = predicted + np.arange(rounds)[:, None] * n_labels  # (round, label) -> one bin
+    predicted_count = np.bincount(slots.ravel(), minlength=rounds * n_labels).reshape(rounds, n_labels)
+    true_positive = np.bincount(slots[predicted == truth], minlength=rounds * n_labels).reshape(rounds, n_labels)
+    support = predicted_count + np.bincount(truth, minlength=n_labels)
+    f1 = 2 * true_positive / np.maximum(support, 1)
+    return f1.sum(axis=1) / (support > 0).sum(axis=1)
 
 
 def majority(gold: Sequence[Sequence[str]]) -> float:
