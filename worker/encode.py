@@ -24,8 +24,8 @@ def categorized_record(result: Categorized) -> dict[str, Any]:
     }
 
 
-def review_request_record(upload: VideoUploaded, result: Categorized) -> dict[str, Any]:
-    """What a person labelling a low-confidence upload needs: its metadata and the head's answer."""
+def review_request_record(upload: VideoUploaded, result: Categorized, reason: str) -> dict[str, Any]:
+    """What a person labelling an upload needs: its metadata and the head's answer (`worker.review`)."""
     categorized = categorized_record(result)
     return {
         "video_id": upload.video_id,
@@ -35,6 +35,7 @@ def review_request_record(upload: VideoUploaded, result: Categorized) -> dict[st
         "channel_id": upload.channel_id,
         **{key: categorized[key] for key in ("language", "top_label", "confidence", "categories", "model_version",
                                               "event_time", "processed_time")},
+        "reason": reason,
     }
 
 
@@ -65,8 +66,9 @@ class EventEncoder:
     def categorized(self, result: Categorized) -> tuple[bytes, Headers]:
         return self._codec.dumps(categorized_record(result), self._categorized, self._output_topic)
 
-    def review_request(self, upload: VideoUploaded, result: Categorized) -> tuple[bytes, Headers]:
-        return self._codec.dumps(review_request_record(upload, result), self._review_request, self._review_topic)
+    def review_request(self, upload: VideoUploaded, result: Categorized, reason: str) -> tuple[bytes, Headers]:
+        record = review_request_record(upload, result, reason)
+        return self._codec.dumps(record, self._review_request, self._review_topic)
 
     def dead_letter(self, letter: DeadLetter) -> tuple[bytes, Headers]:
         return self._codec.dumps(dead_letter_record(letter), self._dead_letter, self._dlq_topic)

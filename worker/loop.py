@@ -37,6 +37,7 @@ from worker.health import Health
 from worker.metrics import Metrics
 from worker.produce import Outbox, Output
 from worker.records import DeadLetter, SourceRef, Upload
+from worker.review import review_reason
 from worker.rollout import ModelWatcher
 from worker.settings import Settings
 from worker.text import DEFAULT_MAX_CHARS
@@ -203,15 +204,17 @@ class Worker:
 
     def _send_results(self, outcome: BatchOutcome) -> None:
         batch_size = len(outcome.results)
-        review_topic = self._settings.worker_review_topic
-        low = self._settings.worker_low_confidence
+        settings = self._settings
         for upload, result in zip(outcome.uploads, outcome.results, strict=True):
             value, headers = self._events.categorized(result)
             key = result.video_id.encode()
-            self._send(Output(self._settings.worker_output_topic, key, value, headers, result.source))
-            if review_topic and result.confidence < low:
-                self._send(Output(review_topic, key, *self._events.review_request(upload.event, result), None))
-                self.metrics.sent_for_review(1)
+            self._send(Output(settings.worker_output_topic, key, value, headers, result.source))
+            reason = review_reason(result.video_id, result.confidence, settings.worker_low_confidence,
+                                   settings.worker_review_sample_rate)
+            if settings.worker_review_topic and reason:
+                review = self._events.review_request(upload.event, result, reason)
+                self._send(Output(settings.worker_review_topic, key, *review, None))
+                self.metrics.sent_for_review(reason)
         now_ms = time.time() * 1000
         embedded = outcome.embedded
         self.metrics.batch(batch_size, outcome.seconds, embedded.encode_seconds)

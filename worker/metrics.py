@@ -140,7 +140,7 @@ class Metrics:
             "videocat_events_dead_lettered", "Events sent to the DLQ.", ["reason"], registry=r
         )
         self._review = Counter(
-            "videocat_events_sent_for_review", "Copies sent to the review topic.", registry=r
+            "videocat_events_sent_for_review", "Copies sent to the review topic, by reason.", ["reason"], registry=r
         )
         self._held = Counter("videocat_registry_retries", "Messages held: the registry did not answer.", registry=r)
         self._batch_size = Histogram(
@@ -214,8 +214,8 @@ class Metrics:
     def held_for_registry(self) -> None:
         self._held.inc()
 
-    def sent_for_review(self, n: int) -> None:
-        self._review.inc(n)
+    def sent_for_review(self, reason: str) -> None:
+        self._review.labels(reason=reason).inc()
 
     def batch(self, size: int, seconds: float, embed_seconds: float) -> None:
         self._batch_size.observe(size)

@@ -100,7 +100,12 @@ class Settings(BaseSettings):
     worker_low_confidence: float = Field(
         0.35, description="A prediction whose calibrated chance of a right top label is below this is low confidence."
     )
-    worker_review_topic: str = Field("", description="If set, low-confidence predictions are copied here.")
+    worker_review_topic: str = Field(
+        "", description="If set, uploads for labelling are copied here: low-confidence ones and a random sample."
+    )
+    worker_review_sample_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of all uploads copied to the review topic as a fair test sample."
+    )
     worker_model_watch_interval_s: float = Field(5.0, description="How often the model pointer is checked.")
 
     def kafka_common(self) -> dict[str, Any]:

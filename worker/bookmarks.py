@@ -1,0 +1,102 @@
+"""Read a topic past bookmarks: per kind of record, a consumer group's committed offsets mark what is done.
+
+The operator commands that drain a side topic (dead-letter replay, review export) read it this way:
+each kind of record (a dead-letter reason, a review reason) has its own group, so handling one kind
+leaves the others' records waiting. A run reads each partition from the earliest bookmark to its
+end, but stops before the first record written after the run began (what the run itself causes to
+be written waits for the next run). Bookmarks move only when the caller says its output is safe:
+a run that fails before that handles its records again next time (at least once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from worker.avro import load_schema, make_codec
+from worker.settings import Settings
+
+
+class Bookmarks:
+    """Per kind, its group's committed offset on each partition of `topic` (0: none yet)."""
+
+    def __init__(self, settings: Settings, topic: str, groups: Mapping[str, str]) -> None:
+        self.topic = topic
+        self._groups = {kind: Consumer({**settings.kafka_common(), "group.id": group, "enable.auto.commit": False})
+                        for kind, group in groups.items()}
+        partitions = self._partitions(next(iter(self._groups.values()))) if self._groups else []
+        self.offsets: dict[str, dict[int, int]] = {
+            kind: {tp.partition: max(tp.offset, 0) for tp in group.committed(partitions, timeout=10)}
+            for kind, group in self._groups.items()
+        }
+
+    def _partitions(self, consumer: Consumer) -> list[TopicPartition]:
+        metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"topic {self.topic}: {metadata.error.str()}")
+        return [TopicPartition(self.topic, p) for p in metadata.partitions]
+
+    def is_past(self, kind: str, where: TopicPartition) -> bool:
+        """Whether the record at `where` is of a kind read here and not yet handled."""
+        return kind in self.offsets and where.offset >= self.offsets[kind][where.partition]
+
+    def start(self) -> list[TopicPartition]:
+        """Per partition, the earliest bookmark: where a reader of every kind must begin."""
+        partitions = next(iter(self.offsets.values()), {})
+        return [TopicPartition(self.topic, p, min(o[p] for o in self.offsets.values())) for p in partitions]
+
+    def move_to(self, read_to: Mapping[int, int]) -> None:
+        for kind, group in self._groups.items():
+            moved = [TopicPartition(self.topic, p, o) for p, o in read_to.items() if o > self.offsets[kind][p]]
+            if moved:
+                group.commit(offsets=moved, asynchronous=False)
+
+    def close(self) -> None:
+        for group in self._groups.values():
+            group.close()
+
+
+def records_written_before(
+    started: datetime, bookmarks: Bookmarks, settings: Settings, schema_name: str, written_at: str,
+    reader_group: str, idle_timeout_s: float,
+) -> Iterator[tuple[TopicPartition, dict[str, Any]]]:
+    """(where, decoded record) from the earliest bookmark to each partition's end, or to its first record
+    whose `written_at` field is at or after `started`."""
+    codec, schema, topic = make_codec(settings), load_schema(schema_name), bookmarks.topic
+    reader = Consumer({**settings.kafka_common(), "group.id": reader_group, "enable.auto.commit": False,
+                       "enable.partition.eof": True, "auto.offset.reset": "earliest",
+                       "isolation.level": "read_committed"})
+    try:
+        reader.assign(bookmarks.start())
+        open_partitions = {tp.partition for tp in reader.assignment()}
+        last_progress = time.monotonic()
+        while open_partitions:
+            if time.monotonic() - last_progress > idle_timeout_s:
+                raise TimeoutError(f"{topic}: partitions {sorted(open_partitions)} not read to their end "
+                                   f"within {idle_timeout_s:.0f} s")
+            for message in reader.consume(num_messages=500, timeout=1.0):
+                partition = message.partition()
+                if partition not in open_partitions or _is_eof(message, topic):
+                    open_partitions.discard(partition)
+                    continue
+                last_progress = time.monotonic()
+                record = codec.loads(message.value(), message.headers(), schema, topic)
+                if record[written_at] >= started:
+                    open_partitions.discard(partition)
+                    continue
+                yield TopicPartition(topic, partition, message.offset()), record
+    finally:
+        reader.close()
+
+
+def _is_eof(message: Message, topic: str) -> bool:
+    error = message.error()
+    if error is None:
+        return False
+    if error.code() == KafkaError._PARTITION_EOF:
+        return True
+    raise RuntimeError(f"reading {topic}: {error.str()}")
