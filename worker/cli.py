@@ -123,16 +123,19 @@ def export_review(
 ) -> None:
     """Write the review topic's copies of one reason to JSON Lines for labelling (docs/training.md)."""
     from worker.review import REVIEW_REASONS
+    from worker.review_export import ExportRefused
     from worker.review_export import export_review as export
 
     if reason not in REVIEW_REASONS:
         raise typer.BadParameter(f"unknown reason {reason!r}; the reasons are {', '.join(REVIEW_REASONS)}")
     settings = load_settings()
-    if not settings.kafka_bootstrap_servers or not settings.worker_review_topic:
-        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS and WORKER_REVIEW_TOPIC must be set")
-    if out.exists() and not dry_run:
-        raise typer.BadParameter(f"{out} exists; export to a new file (a labeller may be working on that one)")
-    typer.echo(json.dumps(export(settings, reason, out, dry_run).as_json()))
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    try:
+        summary = export(settings, reason, out, dry_run)
+    except ExportRefused as refused:
+        raise typer.BadParameter(str(refused)) from None
+    typer.echo(json.dumps(summary.as_json()))
 
 
 app.command("export-muse")(export_muse)

@@ -29,6 +29,10 @@ from worker.bookmarks import Bookmarks, records_written_before
 from worker.settings import Settings
 
 
+class ExportRefused(Exception):
+    """Nothing was read: no review topic is set, or the output file exists."""
+
+
 @dataclass
 class ExportSummary:
     reason: str
@@ -63,9 +67,9 @@ def export_review(
 ) -> ExportSummary:
     """Write the review copies of `reason` past its bookmark to `out` (which must not exist); see the module doc."""
     if not settings.worker_review_topic:
-        raise ValueError("WORKER_REVIEW_TOPIC is not set: there is no review topic to export")
+        raise ExportRefused("WORKER_REVIEW_TOPIC is not set: there is no review topic to export")
     if out.exists() and not dry_run:
-        raise FileExistsError(f"{out} exists; export to a new file (a labeller may be working on that one)")
+        raise ExportRefused(f"{out} exists; export to a new file (a labeller may be working on that one)")
     topic = settings.worker_review_topic
     bookmarks = Bookmarks(settings, topic, {reason: export_group(settings, reason)})
     try:
