@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import subprocess
@@ -42,17 +41,11 @@ from worker.review_export import export_review  # noqa: E402
 from worker.sample import produce_uploads  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.topics import ensure_topics, worker_topics  # noqa: E402
+from worker.training.metrics import accuracy_interval  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data")) / "youtube"
 STARTER_RECIPE = ["--text-max-chars", "1024", "--max-tokens", "256", "--views", "title_tags", "--embed-views",
                   "title_tags", "--linear-weight", "1", "--label-prior", "7", "--refit"]
-
-
-def wilson(right: int, n: int, z: float = 1.96) -> list[float]:
-    """95% interval of a proportion (Wilson score)."""
-    p, d = right / n, 1 + z * z / n
-    centre, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(centre - half, 3), round(centre + half, 3)]
 
 
 def categorize_through_a_worker(rows: list[dict[str, Any]], rate: float, work: Path) -> dict[str, Path]:
@@ -122,7 +115,8 @@ def main() -> None:
     everything = as_lines(rows, "all", args.work / "all.jsonl")
     scores = worker_cli("evaluate", "--model", "models/starter", "--json", "--data", str(everything),
                         str(args.work / "sample-labelled.jsonl"), str(args.work / "low-labelled.jsonl"))["groups"]
-    fair = {name: {**g, "accuracy_95": wilson(round(g["accuracy"] * g["n"]), g["n"])} for name, g in scores.items()}
+    fair = {name: {**g, "accuracy_95": [round(b, 3) for b in accuracy_interval(g["accuracy"], g["n"])]}
+            for name, g in scores.items()}
 
     taken = set(sample_ids) | set(low_ids)
     random_ids = random.Random(13).sample(sorted(set(gold) - taken), len(low_ids))

@@ -24,6 +24,7 @@ from worker.training.data import (
 from worker.training.head import one_hot, sample_weights
 from worker.training.metrics import (
     accuracy,
+    accuracy_interval,
     calibrate_confidence,
     calibrate_thresholds,
     calibration_error,
@@ -265,4 +266,11 @@ def test_groups_report_confidence_and_calibration_only_when_given() -> None:
     assert scored[0].calibration_error == pytest.approx((0.1 + 0.5) / 2)  # one row per bin, gaps 0.1 and 0.5
     table = as_table(scored).splitlines()
     assert table[0].endswith("| confidence | calibration error |") and table[1].count("|") == table[0].count("|")
-    assert table[2] == "| x | 2 | 0.500 | 0.333 | 1.000 | 0.700 | 0.300 |"
+    assert table[2] == "| x | 2 | 0.500 | 0.095-0.905 | 0.333 | 1.000 | 0.700 | 0.300 |"
+
+
+def test_accuracy_interval_is_wilsons() -> None:
+    assert accuracy_interval(0.8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # the textbook example
+    low, high = accuracy_interval(0.8485, 396)  # the SIB-200 zero-shot mean's pooled rows
+    assert low < 0.8485 < high and high - low == pytest.approx(0.07, abs=0.005)
+    assert accuracy_interval(1.0, 99)[1] == pytest.approx(1.0) and accuracy_interval(0.5, 0) == (0.0, 1.0)

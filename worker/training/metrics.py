@@ -26,6 +26,17 @@ def accuracy(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
     return float(np.mean(top_label_right(predicted, gold))) if gold else 0.0
 
 
+def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy measured on `n` rows: how far a group's figure may be
+    from the head's true accuracy on such rows (about +-7 points at n = 200, +-1.8 at 2,000)."""
+    if n == 0:
+        return 0.0, 1.0
+    scale = 1 + z * z / n
+    centre = (accuracy + z * z / (2 * n)) / scale
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / scale
+    return float(centre - half), float(centre + half)
+
+
 def macro_f1(predicted: Sequence[str], gold: Sequence[Sequence[str]]) -> float:
     """Mean F1 over the labels seen in the gold or the predictions (top-1 vs first gold label)."""
     truth = [g[0] for g in gold]

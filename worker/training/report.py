@@ -9,7 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from worker.training.metrics import accuracy, calibration_error, confusion, macro_f1, majority, top_label_right
+from worker.training.metrics import (
+    accuracy,
+    accuracy_interval,
+    calibration_error,
+    confusion,
+    macro_f1,
+    majority,
+    top_label_right,
+)
 
 
 @dataclass(frozen=True)
@@ -66,11 +74,12 @@ def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any
 def as_table(results: Sequence[GroupResult]) -> str:
     """One row per group; with confidences, also their mean and calibration error (10 bins)."""
     calibrated = all(r.confidence is not None for r in results)
-    head = "| group | n | accuracy | macro-F1 | majority |"
+    head = "| group | n | accuracy | 95% interval | macro-F1 | majority |"
     head += " confidence | calibration error |" if calibrated else ""
     lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
     for r in results:
-        row = f"| {r.name} | {r.n} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |"
+        low, high = accuracy_interval(r.accuracy, r.n)
+        row = f"| {r.name} | {r.n} | {r.accuracy:.3f} | {low:.3f}-{high:.3f} | {r.macro_f1:.3f} | {r.majority:.3f} |"
         lines.append(row + (f" {r.confidence:.3f} | {r.calibration_error:.3f} |" if calibrated else ""))
     return "\n".join(lines)
 
@@ -92,7 +101,9 @@ def bar_chart(results: Sequence[GroupResult], path: Path) -> None:
     names = [r.name for r in results]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) + 2), 3.5))
-    ax.bar(x - 0.2, [r.accuracy for r in results], 0.4, label="accuracy")
+    intervals = np.array([accuracy_interval(r.accuracy, r.n) for r in results]).reshape(-1, 2)
+    below_above = np.abs(intervals.T - [r.accuracy for r in results])
+    ax.bar(x - 0.2, [r.accuracy for r in results], 0.4, yerr=below_above, capsize=3, label="accuracy (95% interval)")
     ax.bar(x + 0.2, [r.majority for r in results], 0.4, label="majority baseline", color="lightgray")
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1)
