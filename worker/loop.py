@@ -36,7 +36,7 @@ from worker.encoders import Encoder
 from worker.health import Health
 from worker.metrics import Metrics
 from worker.produce import Outbox, Output
-from worker.records import DeadLetter, SourceRef, Upload
+from worker.records import Categorized, DeadLetter, SourceRef, Upload
 from worker.review import review_reason
 from worker.rollout import ModelWatcher
 from worker.settings import Settings
@@ -193,6 +193,15 @@ class Worker:
             else:
                 self._dead_letter(decoded)
 
+    def _send_for_review(self, upload: Upload, result: Categorized, key: bytes) -> None:
+        settings = self._settings
+        reason = review_reason(result.video_id, result.confidence, settings.worker_low_confidence,
+                               settings.worker_review_sample_rate)
+        if reason:
+            value, headers = self._events.review_request(upload.event, result, reason)
+            self._send(Output(settings.worker_review_topic, key, value, headers, None))
+            self.metrics.sent_for_review(reason)
+
     def _dead_letter(self, letter: DeadLetter) -> None:
         value, headers = self._events.dead_letter(letter)
         self._send(Output(self._settings.worker_dlq_topic, letter.key, value, headers, letter.source))
@@ -204,17 +213,12 @@ class Worker:
 
     def _send_results(self, outcome: BatchOutcome) -> None:
         batch_size = len(outcome.results)
-        settings = self._settings
         for upload, result in zip(outcome.uploads, outcome.results, strict=True):
             value, headers = self._events.categorized(result)
             key = result.video_id.encode()
-            self._send(Output(settings.worker_output_topic, key, value, headers, result.source))
-            reason = review_reason(result.video_id, result.confidence, settings.worker_low_confidence,
-                                   settings.worker_review_sample_rate)
-            if settings.worker_review_topic and reason:
-                review = self._events.review_request(upload.event, result, reason)
-                self._send(Output(settings.worker_review_topic, key, *review, None))
-                self.metrics.sent_for_review(reason)
+            self._send(Output(self._settings.worker_output_topic, key, value, headers, result.source))
+            if self._settings.worker_review_topic:
+                self._send_for_review(upload, result, key)
         now_ms = time.time() * 1000
         embedded = outcome.embedded
         self.metrics.batch(batch_size, outcome.seconds, embedded.encode_seconds)
