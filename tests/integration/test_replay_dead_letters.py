@@ -13,6 +13,7 @@ import fastavro
 import pytest
 from confluent_kafka import Producer
 
+from tests.avro_history import history_schema
 from tests.integration.worker_harness import read_dead_letters, read_outputs, read_to_end, running_worker
 from worker import avro
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema, writer_schemas
@@ -103,7 +104,7 @@ def test_letters_from_before_the_headers_field_replay_without_headers(
 ) -> None:
     settings = make_settings()
     ensure_topics(settings, worker_topics(settings), partitions=1)
-    (v1,) = [s for s in writer_schemas("DeadLetter").values() if s != load_schema("DeadLetter")]
+    v1 = history_schema("DeadLetter")
     letter = {"original_key": b"k", "original_value": b"\x02v", "source_topic": settings.worker_input_topic,
               "source_partition": 0, "source_offset": 7, "error_type": "missing-field",
               "error_message": "ValueError: ...", "failed_at": 1}

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from tests.avro_history import history_schema
 from tests.integration.worker_harness import read_outputs, running_worker
-from worker.avro import load_schema, make_codec, writer_schemas
+from worker.avro import make_codec
 from worker.review import LOW_CONFIDENCE, SAMPLE, in_sample
 from worker.review_export import export_review
 from worker.sample import produce_uploads, sample_uploads
@@ -30,7 +31,7 @@ SAMPLE_RATE = 0.3
 
 def produce_copy_from_before_reasons(settings: Settings) -> str:
     """A review copy as the previous worker wrote it (ReviewRequest v1, no `reason`): low confidence."""
-    (v1,) = [s for s in writer_schemas("ReviewRequest").values() if s != load_schema("ReviewRequest")]
+    v1 = history_schema("ReviewRequest")
     old = datetime.now(UTC) - timedelta(hours=1)
     record = {"video_id": "before-reasons", "title": "Receita de bolo de cenoura", "tags": ["receita"],
               "description": "", "channel_id": None, "language": "pt", "top_label": "Howto & Style",

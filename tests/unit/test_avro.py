@@ -3,15 +3,14 @@ import io
 import fastavro
 import pytest
 
+from tests.avro_history import history_schema
 from worker.avro import (
     FINGERPRINT_HEADER,
-    AvroSchema,
     PlainAvroCodec,
     RegistryCodec,
     RegistryUnavailable,
     UnknownWriterSchema,
     load_schema,
-    writer_schemas,
 )
 from worker.encode import categorized_record
 from worker.records import Categorized, CategoryScore, SourceRef
@@ -30,16 +29,10 @@ def test_round_trip_with_the_current_schema() -> None:
     assert int(decoded["uploaded_at"].timestamp() * 1000) == record["uploaded_at"]
 
 
-def _history_schema(name: str) -> AvroSchema:
-    """The one older version of `name` kept in schemas/history, as the codec knows it."""
-    (old,) = [s for s in writer_schemas(name).values() if s != load_schema(name)]
-    return old
-
-
 def test_old_schema_event_reads_with_the_new_schema() -> None:
     codec = PlainAvroCodec()
     v1 = {"video_id": "v1", "title": "old", "description": "", "tags": ["a"], "uploaded_at": 5}
-    value, headers = codec.dumps(v1, _history_schema("VideoUploaded"), "t")
+    value, headers = codec.dumps(v1, history_schema("VideoUploaded"), "t")
     decoded = codec.loads(value, headers, SCHEMA, "t")
     assert decoded["video_id"] == "v1" and decoded["language"] is None and decoded["channel_id"] is None
 
@@ -53,7 +46,7 @@ def _categorized_event(confidence: float) -> Categorized:
 
 
 def test_categorized_events_carry_the_confidence_and_stay_readable_across_the_schema_change() -> None:
-    codec, current, old = PlainAvroCodec(), load_schema("VideoCategorized"), _history_schema("VideoCategorized")
+    codec, current, old = PlainAvroCodec(), load_schema("VideoCategorized"), history_schema("VideoCategorized")
     value, headers = codec.dumps(categorized_record(_categorized_event(0.25)), current, "t")
     assert codec.loads(value, headers, current, "t")["confidence"] == pytest.approx(0.25)
     # a recommender still on v1 reads the new events (the added field is skipped)
