@@ -22,6 +22,7 @@ from worker.decode import InvalidEvent, upload_of
 from worker.encoders import Encoder, load_encoder, muse_identity
 from worker.records import Categorized, SourceRef, Upload
 from worker.settings import Settings
+from worker.text import tag_list
 
 BATCH = 128
 
@@ -46,9 +47,9 @@ def load_predictor(model_dir: Path, settings: Settings) -> Predictor:
 
 def upload_of_row(row: dict[str, Any], index: int, predictor: Predictor) -> Upload:
     """One JSON row (the VideoUploaded fields; the training data's layout) as the decoder builds it."""
-    if isinstance(row.get("tags"), str):  # one tag, not its characters
-        row = {**row, "tags": [row["tags"]]}
     record = {"video_id": f"row-{index}", **row, "uploaded_at": 0}
+    if isinstance(row.get("tags"), str):
+        record["tags"] = list(tag_list(row["tags"]))
     return upload_of(record, SourceRef("predict", 0, index), predictor.text_max_chars,
                      predictor.classifier.embed_views)
 

@@ -110,6 +110,13 @@ def clean_tags(tags: Iterable[str], budget: int = DEFAULT_MAX_CHARS) -> str:
     return squeeze(", ".join(words))
 
 
+def tag_list(value: object) -> tuple[str, ...]:
+    """A JSON row's `tags`: a list of tags, or one string that is one tag (not its characters)."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(tag) for tag in value or ())
+
+
 def cut(text: str, max_chars: int) -> str:
     """Cut to at most `max_chars`, at the last space when there is one in the last fifth."""
     if len(text) <= max_chars:

@@ -30,21 +30,21 @@ def cli() -> typer.Typer:
     return app
 
 
+def region_rows(folder: Path, region: str = "US") -> Path:
+    """The fixture's videos of one region: the US ones train heads that the whole fixture then
+    evaluates, with FR and BR unseen."""
+    path = folder / f"{region}.jsonl"
+    lines = (FIXTURES / "videos_small.jsonl").read_text(encoding="utf-8").splitlines()
+    path.write_text("".join(f"{line}\n" for line in lines if json.loads(line)["region"] == region), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "videos"
+    folder = tmp_path_factory.mktemp("model")
+    out = folder / "videos"
     result = CliRunner().invoke(
-        cli(),
-        [
-            "train",
-            "--data",
-            str(FIXTURES / "videos_small.jsonl"),
-            "--out",
-            str(out),
-            "--dev-fraction",
-            "0.25",
-            *FAST,
-        ],
+        cli(), ["train", "--data", str(region_rows(folder)), "--out", str(out), "--dev-fraction", "0.25", *FAST]
     )
     assert result.exit_code == 0, result.output
     return out
@@ -74,8 +74,11 @@ def test_evaluate_json_shape_and_quality(trained: Path) -> None:
     assert set(summary) == {"model_version", "groups", "mean_accuracy", "mean_macro_f1"}
     assert set(summary["groups"]) == {"US", "FR", "BR"}
     assert set(summary["groups"]["BR"]) == {"n", "accuracy", "macro_f1", "majority"}
-    assert summary["groups"]["BR"]["n"] == 6
+    # the 16 US videos it was fitted on are left out; its 6 US dev videos and all of FR and BR are scored
+    assert {g: v["n"] for g, v in summary["groups"].items()} == {"US": 6, "FR": 10, "BR": 6}
+    assert "left out 16 rows the head was fitted on (US 16)" in result.stderr
     assert summary["groups"]["BR"]["accuracy"] >= 0.66  # unseen Portuguese, four obvious topics
+    assert summary["groups"]["FR"]["accuracy"] >= 0.66  # unseen French
     assert summary["model_version"] == json.loads((trained / "model.json").read_text())["version"]
 
 
@@ -91,7 +94,7 @@ def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None
 def test_compare_fails_a_candidate_worse_beyond_chance_and_passes_an_equal_one(trained: Path, tmp_path: Path) -> None:
     """A head that knows two of the four categories loses every Gaming and News row to the full head."""
     narrow = tmp_path / "narrow"
-    fit = CliRunner().invoke(cli(), ["train", "--data", str(FIXTURES / "videos_small.jsonl"), "--out", str(narrow),
+    fit = CliRunner().invoke(cli(), ["train", "--data", str(region_rows(tmp_path)), "--out", str(narrow),
                                      "--labels", "Music,Sports", "--dev-fraction", "0.25", *FAST])
     assert fit.exit_code == 0, fit.output
     data = ["--data", str(FIXTURES / "videos_small.jsonl"), "--encoder", "reference", "--json"]
@@ -102,7 +105,7 @@ def test_compare_fails_a_candidate_worse_beyond_chance_and_passes_an_equal_one(t
     assert verdict["candidate"] == json.loads((narrow / "model.json").read_text())["version"]
     assert set(verdict["groups"]) == {"BR", "FR", "US", "(all)"}
     pooled = verdict["groups"]["(all)"]
-    assert pooled["n"] == 38 and pooled["losses"] >= 15 and pooled["p_worse"] < 0.001
+    assert pooled["n"] == 22 and pooled["losses"] >= 8 and pooled["p_worse"] < 0.01  # rows neither was fitted on
     assert pooled["candidate_macro_f1"] < pooled["baseline_macro_f1"] and pooled["p_worse_macro_f1"] < 0.001
     assert "(all)" in verdict["worse"] and verdict["worse_on"]["(all)"] == ["accuracy", "macro_f1"]
 
@@ -180,7 +183,8 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
     ]
     data = ["--data", str(FIXTURES / "videos_small.jsonl")]
     trained = runner.invoke(
-        cli(), ["train", *data, "--out", str(out), "--dev-fraction", "0.25", *FAST, *options]
+        cli(), ["train", "--data", str(region_rows(tmp_path)), "--out", str(out), "--dev-fraction", "0.25",
+                *FAST, *options]
     )
     assert trained.exit_code == 0, trained.output
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
@@ -204,7 +208,7 @@ def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path
 
 def test_refit_adds_the_dev_rows_to_the_shipped_fit(trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "refit"
-    data = ["--data", str(FIXTURES / "videos_small.jsonl"), "--dev-fraction", "0.25"]
+    data = ["--data", str(region_rows(tmp_path)), "--dev-fraction", "0.25"]
     result = CliRunner().invoke(cli(), ["train", *data, "--out", str(out), *FAST, "--refit"])
     assert result.exit_code == 0, result.output
     first, refit = (json.loads((d / "model.json").read_text())["training_data"] for d in (trained, out))
@@ -212,21 +216,28 @@ def test_refit_adds_the_dev_rows_to_the_shipped_fit(trained: Path, tmp_path: Pat
     assert refit["n_train"] == first["n_train"] + first["n_dev"] and refit["n_dev"] == first["n_dev"]
     assert refit["dev_fingerprint"] == first["dev_fingerprint"] and refit["fingerprint"] != first["fingerprint"]
     assert len(refit["mlp_epochs"]) == 1 and 1 <= refit["mlp_epochs"][0] <= 60
-    summary = CliRunner().invoke(cli(), ["evaluate", "--model", str(out), *data[:2], "--json", *FAST[:2]])
+    summary = evaluate_fixture(out, "--json")
     scores = json.loads(summary.stdout.strip().splitlines()[-1])
+    assert "left out 22 rows the head was fitted on (US 22)" in summary.stderr  # its dev rows too, now
+    assert set(scores["groups"]) == {"FR", "BR"}
     assert scores["mean_accuracy"] > max(g["majority"] for g in scores["groups"].values())
 
 
-def test_few_shot_examples_count_as_weight_rows_each(trained: Path, tmp_path: Path) -> None:
-    out, data = tmp_path / "shots", str(FIXTURES / "videos_small.jsonl")
-    shots = ["--few-shot-data", data, "--few-shot", "1", "--few-shot-weight", "3"]
+def test_few_shot_examples_count_as_weight_rows_each_and_are_not_evaluated(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shots"
+    shots = ["--few-shot-data", str(region_rows(tmp_path, "BR")), "--few-shot", "1", "--few-shot-weight", "3"]
     result = CliRunner().invoke(
-        cli(), ["train", "--data", data, "--out", str(out), "--dev-fraction", "0.25", *FAST, *shots]
+        cli(), ["train", "--data", str(region_rows(tmp_path)), "--out", str(out), "--dev-fraction", "0.25",
+                *FAST, *shots]
     )
     assert result.exit_code == 0, result.output
     base, weighted = (json.loads((d / "model.json").read_text())["training_data"] for d in (trained, out))
-    assert weighted["few_shot"] == {"k": 1, "weight": 3, "sources": ["videos_small.jsonl"], "n": 4}
+    assert weighted["few_shot"] == {"k": 1, "weight": 3, "sources": ["BR.jsonl"], "n": 4}
     assert weighted["n_train"] == base["n_train"] + 3 * 4
+    # the 4 Brazilian shots came from the file evaluated next: they are left out, the other 2 are scored
+    evaluated = evaluate_fixture(out, "--json")
+    assert "left out 20 rows the head was fitted on (BR 4, US 16)" in evaluated.stderr
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["groups"]["BR"]["n"] == 2
 
 
 def test_few_shot_examples_bring_their_training_views(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def save(model, folder: Path) -> dict:
         "prior": [0.5, 0.3, 0.2],
         "encoder": {"name": IDENTITY.name, "weights_sha256": IDENTITY.weights_sha256, "max_tokens": 128},
     }
-    return write_artifact(folder, model, meta)
+    return write_artifact(folder, model, meta, ())
 
 
 def test_numpy_predict_matches_keras(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from worker.training.data import (
     Example,
     few_shot_sample,
     fingerprint,
+    item_key,
     load_training_data,
     read_few_shot_pool,
     read_for_evaluation,
@@ -117,32 +118,68 @@ def test_sib_tsv_honours_csv_quoting(tmp_path: Path) -> None:
     path.write_text(
         'index_id\tcategory\ttext\n7\thealth\t"He said ""rest"",\tthen left."\n', encoding="utf-8"
     )
-    assert read_sib_tsv(path, "eng_Latn") == [Example('He said "rest", then left.', ("health",), "eng_Latn")]
+    assert read_sib_tsv(path, "eng_Latn") == [
+        Example('He said "rest", then left.', ("health",), "eng_Latn", item="sib:7")  # its translations' too
+    ]
 
 
-def test_sib_folder_splits_by_file() -> None:
+def test_sib_folder_splits_by_file_and_zero_shot_languages_stay_out_of_dev() -> None:
     train, dev = load_training_data([FIXTURES / "sib_small"], [], 0.2, seed=1)
     assert {e.group for e in train} == {"eng_Latn", "fra_Latn"}  # deu_Latn has no train.tsv
-    assert {e.group for e in dev} == {"eng_Latn", "fra_Latn", "deu_Latn"}
+    # ... so it is a zero-shot language: its dev.tsv chooses neither the epochs nor the thresholds
+    assert {e.group for e in dev} == {"eng_Latn", "fra_Latn"}
     assert not {e.text for e in train} & {e.text for e in dev}
     evaluated = read_for_evaluation(FIXTURES / "sib_small")
-    assert len(evaluated) == len(dev)
+    assert len(evaluated) == len(dev) + len(read_sib_tsv(FIXTURES / "sib_small" / "deu_Latn" / "dev.tsv", "deu_Latn"))
 
 
-def test_few_shot_rows_never_come_from_the_split_evaluate_reads(tmp_path: Path) -> None:
-    def language(name: str, splits: tuple[str, ...]) -> None:
-        (tmp_path / name).mkdir()
-        for split in splits:
-            (tmp_path / name / f"{split}.tsv").write_text(
-                f"index_id\tcategory\ttext\n1\tsports\t{name} {split} sentence\n", encoding="utf-8"
-            )
+def test_a_separate_dev_folder_is_read_from_dev_tsv_never_test_tsv(tmp_path: Path) -> None:
+    write_language(tmp_path, "por_Latn", ("train", "dev", "test"))
+    _, dev = load_training_data([tmp_path], [tmp_path], 0.2, seed=1)
+    assert [e.text for e in dev] == ["por_Latn dev sentence"]
 
-    language("por_Latn", ("train", "dev", "test"))
-    language("ita_Latn", ("dev",))
+
+def test_a_separate_dev_file_keeps_the_views_a_refit_fits_on(tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    row = {"title": "Goal", "tags": ["football"], "description": "Highlights of the match", "category": "Sports"}
+    path.write_text((json.dumps(row) + "\n") * 2, encoding="utf-8")
+    held_out = load_training_data([path], [], 0.5, seed=1, views=("title",))[1]
+    separate = load_training_data([path], [path], 0.5, seed=1, views=("title",))[1]
+    assert separate[0].views == ("Goal",) and separate[0].views == held_out[0].views
+
+
+def test_a_tags_string_is_one_tag_as_the_worker_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    path.write_text(json.dumps({"title": "Gol", "tags": "futebol", "category": "Sports"}) + "\n", encoding="utf-8")
+    assert read_videos(path)[0].text == "Gol. futebol"
+
+
+def test_rows_name_their_item_and_views_keep_it(tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    rows = [{"video_id": "abc", "title": "Goal", "tags": ["football"], "category": "Sports"},
+            {"title": "Song", "category": "Music"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    goal, song = read_videos(path, views=("title",))
+    assert [item_key(ex) for ex in with_views([goal])] == ["video:abc", "video:abc"]
+    assert item_key(song).startswith("text:") and item_key(song) == item_key(Example("Song", ("Pop",), "US"))
+
+
+def write_language(root: Path, name: str, splits: tuple[str, ...]) -> None:
+    (root / name).mkdir()
+    for split in splits:
+        (root / name / f"{split}.tsv").write_text(
+            f"index_id\tcategory\ttext\n1\tsports\t{name} {split} sentence\n", encoding="utf-8"
+        )
+
+
+def test_few_shot_pool_prefers_train_then_dev_never_test(tmp_path: Path) -> None:
+    write_language(tmp_path, "por_Latn", ("train", "dev", "test"))
+    write_language(tmp_path, "ita_Latn", ("dev",))
     texts = {e.text for e in read_few_shot_pool(tmp_path)}
     assert texts == {"por_Latn train sentence", "ita_Latn dev sentence"}
+    # ita_Latn's dev.tsv is also what evaluate reads: the model's fitted_items.txt leaves the shots out there
     assert {e.text for e in read_for_evaluation(tmp_path)} == {"por_Latn test sentence", "ita_Latn dev sentence"}
-    language("tur_Latn", ("test",))
+    write_language(tmp_path, "tur_Latn", ("test",))
     with pytest.raises(ValueError, match="tur_Latn: no train.tsv or dev.tsv"):
         read_few_shot_pool(tmp_path)
 

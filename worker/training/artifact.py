@@ -4,6 +4,10 @@
 other field in `model.json` (labels, thresholds, prior, encoder, data fingerprint,
 hyper-parameters, metrics) and the weight arrays themselves (not the `.keras` zip, whose
 bytes carry a save timestamp). The layout is documented in docs/training.md.
+
+`fitted_items.txt` lists the items (video ids, SIB-200 index ids) the head was fitted on, one per
+line: `evaluate` and `compare` leave those rows out. It is derived from the training data, which
+the fingerprint in `model.json` already covers, so it is not part of the version.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ import numpy as np
 from worker.classify import HEAD_FILE, MODEL_JSON
 
 FORMAT = 1
+FITTED_ITEMS = "fitted_items.txt"
 
 
 def weights_digest(arrays: list[np.ndarray]) -> str:
@@ -37,7 +43,13 @@ def derive_version(meta: dict[str, Any], weights_sha256: str, when: datetime) ->
     return f"head-{when:%Y%m%d}-{digest[:10]}"
 
 
-def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any]) -> dict[str, Any]:
+def read_fitted_items(model_dir: Path) -> frozenset[str]:
+    """The items a model was fitted on; none recorded (an artifact from before the file) -> empty."""
+    path = Path(model_dir) / FITTED_ITEMS
+    return frozenset(path.read_text(encoding="utf-8").splitlines()) if path.exists() else frozenset()
+
+
+def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any], fitted_items: Iterable[str]) -> dict[str, Any]:
     """Save atomically-ish: build in a temporary sibling folder, then replace `out_dir`."""
     when = datetime.now(UTC)
     weights_sha = weights_digest([w.numpy() for w in model.weights])
@@ -53,8 +65,9 @@ def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any]) -> dict[str,
     staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
     model.save(staging / HEAD_FILE)
     (staging / MODEL_JSON).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (staging / FITTED_ITEMS).write_text("".join(f"{item}\n" for item in sorted(set(fitted_items))), encoding="utf-8")
     for extra in out_dir.glob("*") if out_dir.exists() else ():
-        if extra.name not in (HEAD_FILE, MODEL_JSON) and extra.is_file():
+        if not (staging / extra.name).exists() and extra.is_file():
             shutil.copy2(extra, staging / extra.name)  # keep ATTRIBUTION / README files
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -207,7 +208,8 @@ def evaluate(
     from worker.training.pipeline import run_evaluation
     from worker.training.report import as_table, write_report
 
-    summary, results, labels = run_evaluation(model, _data_paths(data, more_data), encoder)
+    summary, results, labels, left_out = run_evaluation(model, _data_paths(data, more_data), encoder)
+    _say_left_out(left_out)
     if report is not None:
         path = write_report(report, summary, results, labels)
         typer.echo(f"report written to {path}", err=True)
@@ -244,9 +246,10 @@ def compare(
     from worker.training.pipeline import run_comparison
 
     try:
-        old, new, results = run_comparison(baseline, model, _data_paths(data, more_data), encoder)
+        old, new, results, left_out = run_comparison(baseline, model, _data_paths(data, more_data), encoder)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
+    _say_left_out(left_out)
     worse = comparison.worse_metrics(results, alpha)
     if as_json:
         sys.stdout.write(json.dumps(comparison.as_json(old, new, results, alpha)) + "\n")
@@ -257,6 +260,14 @@ def compare(
         typer.echo(f"candidate {verdict}")
     if worse:
         raise typer.Exit(1)
+
+
+def _say_left_out(left_out: Counter[str]) -> None:
+    """Rows a head was fitted on are not scored (a few-shot sample drawn from the evaluated file, a
+    refit on it): say how many, so a smaller n is not a surprise."""
+    if left_out:
+        per_group = ", ".join(f"{group} {n}" for group, n in sorted(left_out.items()))
+        typer.echo(f"left out {sum(left_out.values())} rows the head was fitted on ({per_group})", err=True)
 
 
 def _data_paths(data: list[Path], more_data: list[Path] | None) -> list[Path]:

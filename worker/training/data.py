@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.text import DEFAULT_MAX_CHARS, build_text, build_views
+from worker.text import DEFAULT_MAX_CHARS, build_text, build_views, tag_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +37,21 @@ class Example:
     group: str  # the language (SIB-200 folder name) or region (video `region`) reported on
     views: tuple[str, ...] = ()  # other texts of the same item, for training only
     embed_with: tuple[str, ...] = ()  # texts whose embeddings are averaged with `text`'s when scored
+    item: str = ""  # what the row is about: "video:<id>", "sib:<index_id>" (shared by its translations)
+
+
+def item_key(example: Example) -> str:
+    """The row's item, or its text's hash when it names none: what `evaluate` leaves out once fitted on."""
+    return example.item or "text:" + hashlib.sha256(example.text.encode("utf-8")).hexdigest()[:16]
+
+
+def video_fields(row: dict) -> tuple[str, tuple[str, ...], str]:
+    """(title, tags, description) of a JSON Lines row, as the worker reads an upload's fields."""
+    return row.get("title") or "", tag_list(row.get("tags")), row.get("description") or ""
 
 
 def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    return build_text(row.get("title") or "", row.get("tags") or (), row.get("description") or "", max_chars)
+    return build_text(*video_fields(row), max_chars)
 
 
 def with_views(examples: Iterable[Example]) -> list[Example]:
@@ -48,7 +59,7 @@ def with_views(examples: Iterable[Example]) -> list[Example]:
     out: list[Example] = []
     for ex in examples:
         out.append(ex)
-        out.extend(Example(text, ex.labels, ex.group) for text in ex.views)
+        out.extend(Example(text, ex.labels, ex.group, item=ex.item) for text in ex.views)
     return out
 
 
@@ -68,12 +79,13 @@ def read_videos(
             row = json.loads(line)
             category = row.get("category")
             labels = tuple(category) if isinstance(category, list) else (str(category),)
-            title, tags, description = row.get("title") or "", row.get("tags") or (), row.get("description") or ""
+            title, tags, description = video_fields(row)
             text = build_text(title, tags, description, max_chars)
             if text and category:
                 extra = build_views(title, tags, description, views, text, max_chars)
                 embed_with = build_views(title, tags, description, embed_views, text, max_chars)
-                examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with))
+                item = f"video:{row['video_id']}" if row.get("video_id") else ""
+                examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with, item))
     return examples
 
 
@@ -82,7 +94,7 @@ def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> 
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [
-        Example(text, (row["category"].strip(),), group)
+        Example(text, (row["category"].strip(),), group, item=f"sib:{row['index_id']}" if row.get("index_id") else "")
         for row in rows
         if (text := sentence_text(row["text"], max_chars)) and row["category"].strip()
     ]
@@ -104,6 +116,29 @@ def read_sib_split(folder: Path, split: str, max_chars: int = DEFAULT_MAX_CHARS)
     return examples
 
 
+def read_sib_train_and_dev(folder: Path, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[list[Example], list[Example]]:
+    """(train.tsv, dev.tsv) rows of the languages that have a train.tsv. A language without one is a
+    zero-shot language: its dev.tsv must choose neither the epochs nor the thresholds."""
+    train: list[Example] = []
+    dev: list[Example] = []
+    for lang in sib_languages(folder):
+        if (lang / "train.tsv").exists():
+            train.extend(read_sib_tsv(lang / "train.tsv", lang.name, max_chars))
+            if (lang / "dev.tsv").exists():
+                dev.extend(read_sib_tsv(lang / "dev.tsv", lang.name, max_chars))
+    return train, dev
+
+
+def read_dev(
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = ()
+) -> list[Example]:
+    """A separate `--dev`: JSON Lines read whole (with the views a refit fits on); a SIB-200 folder's
+    dev.tsv per language, never the test.tsv that `evaluate` reads."""
+    if path.is_file():
+        return read_videos(path, max_chars, views, embed_views)
+    return _read_sib_first_split(path, ("dev",), max_chars)
+
+
 def read_for_evaluation(
     path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = ()
 ) -> list[Example]:
@@ -120,7 +155,9 @@ def read_few_shot_pool(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Se
     """The labelled rows of a new language that few-shot examples are drawn from.
 
     JSON Lines read whole, each video with its training `views`; a SIB-200 folder per language:
-    train.tsv where present, else dev.tsv, never the test.tsv that `evaluate` reads.
+    train.tsv where present, else dev.tsv, never the test.tsv that `evaluate` reads. Where dev.tsv
+    is also what `evaluate` reads (no test.tsv), the model's `fitted_items.txt` makes `evaluate`
+    leave the drawn rows out, with their translations in the other languages (same index_id).
     """
     if path.is_file():
         return read_videos(path, max_chars, views)
@@ -174,7 +211,7 @@ def load_training_data(
     """
     dev_paths = list(dev_paths)
     train: list[Example] = []
-    dev: list[Example] = [ex for p in dev_paths for ex in read_for_evaluation(p, max_chars, embed_views)]
+    dev: list[Example] = [ex for p in dev_paths for ex in read_dev(p, max_chars, views, embed_views)]
     for path in paths:
         if path.is_file():
             rows = read_videos(path, max_chars, views, embed_views)
@@ -185,9 +222,10 @@ def load_training_data(
                 train.extend(kept)
                 dev.extend(held)
         else:
-            train.extend(read_sib_split(path, "train", max_chars))
+            sib_train, sib_dev = read_sib_train_and_dev(path, max_chars)
+            train.extend(sib_train)
             if not dev_paths:
-                dev.extend(read_sib_split(path, "dev", max_chars))
+                dev.extend(sib_dev)
     return train, dev
 
 

@@ -80,7 +80,7 @@ def main(
             embed_views=STARTER_EMBED_VIEWS,
         )
         run_training(request, encoder)
-        summary, _, _ = run_evaluation(work / f"k{k}", [eval_path], encoder)
+        summary, *_ = run_evaluation(work / f"k{k}", [eval_path], encoder)
         (group,) = summary["groups"].values()
         lines.append(
             f"| {k} | {group['accuracy']:.3f} | {group['macro_f1']:.3f} | {group['majority']:.3f} | {group['n']} |"

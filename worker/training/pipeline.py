@@ -14,12 +14,14 @@ from worker.embed import flatten, mean_per_item
 from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
 from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
+from worker.training.artifact import read_fitted_items
 from worker.training.compare import GroupComparison, compare_groups
 from worker.training.data import (
     DEFAULT_FEW_SHOT_WEIGHT,
     Example,
     few_shot_sample,
     fingerprint,
+    item_key,
     label_set,
     load_training_data,
     read_few_shot_pool,
@@ -215,7 +217,8 @@ def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, A
     data = read_training_set(request)
     cache = _cache(kind, request.max_tokens)
     head = fit_and_calibrate(data, cache, request.hp, request.refit)
-    return write_artifact(request.out, head.model, model_metadata(request, data, head, cache))
+    fitted = (item_key(ex) for ex in head.rows)
+    return write_artifact(request.out, head.model, model_metadata(request, data, head, cache), fitted)
 
 
 @dataclass(frozen=True)
@@ -226,22 +229,32 @@ class Scored:
     examples: list[Example]
     logits: np.ndarray
     predicted: list[str]
+    left_out: Counter[str]  # per group, the rows left out because a head being scored was fitted on them
 
 
-def score_model(model_dir: Path, paths: list[Path], kind: EncoderKind | None) -> Scored:
+def score_model(
+    model_dir: Path, paths: list[Path], kind: EncoderKind | None, fitted: frozenset[str] = frozenset()
+) -> Scored:
+    """Score the rows of `paths`, leaving out those whose item the model (or `fitted`) was fitted on."""
     classifier = load_classifier(model_dir, muse_identity())
+    fitted = fitted | read_fitted_items(model_dir)
     # The texts and token budget the model was trained with: what the worker must serve it with.
     cache = _cache(kind, classifier.max_tokens)
-    examples = [
-        ex for path in paths for ex in read_for_evaluation(path, classifier.text_max_chars, classifier.embed_views)
-    ]
+    examples, left_out = [], Counter()
+    for ex in (ex for path in paths
+               for ex in read_for_evaluation(path, classifier.text_max_chars, classifier.embed_views)):
+        if item_key(ex) in fitted:
+            left_out[ex.group] += 1
+        else:
+            examples.append(ex)
     logits = classifier.logits(embed_as_served(cache, examples))
-    return Scored(classifier, examples, logits, [classifier.labels[i] for i in logits.argmax(1)])
+    return Scored(classifier, examples, logits, [classifier.labels[i] for i in logits.argmax(1)], left_out)
 
 
 def run_evaluation(
     model_dir: Path, paths: list[Path], kind: EncoderKind | None
-) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...]]:
+) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...], Counter[str]]:
+    """(the --json summary, per-group results, the labels, per group the rows left out as fitted on)."""
     scored = score_model(model_dir, paths, kind)
     classifier, examples = scored.classifier, scored.examples
     results = score_groups(
@@ -251,17 +264,19 @@ def run_evaluation(
         classifier.labels,
         classifier.confidence(scored.logits),
     )
-    return as_json(classifier.version, results), results, classifier.labels
+    return as_json(classifier.version, results), results, classifier.labels, scored.left_out
 
 
 def run_comparison(
     baseline_dir: Path, candidate_dir: Path, paths: list[Path], kind: EncoderKind | None
-) -> tuple[str, str, list[GroupComparison]]:
-    """(baseline version, candidate version, per-group paired comparison) on the same rows."""
-    baseline, candidate = (score_model(d, paths, kind) for d in (baseline_dir, candidate_dir))
+) -> tuple[str, str, list[GroupComparison], Counter[str]]:
+    """(baseline version, candidate version, per-group paired comparison, rows left out) on the same
+    rows: those neither head was fitted on."""
+    fitted = read_fitted_items(baseline_dir) | read_fitted_items(candidate_dir)
+    baseline, candidate = (score_model(d, paths, kind, fitted) for d in (baseline_dir, candidate_dir))
     rows = [(e.group, e.labels) for e in baseline.examples]
     if rows != [(e.group, e.labels) for e in candidate.examples]:
         raise ValueError("the two models read different rows from the data; compare needs the same rows")
     groups, gold = zip(*rows, strict=True) if rows else ((), ())
     comparisons = compare_groups(groups, gold, baseline.predicted, candidate.predicted)
-    return baseline.classifier.version, candidate.classifier.version, comparisons
+    return baseline.classifier.version, candidate.classifier.version, comparisons, baseline.left_out
