@@ -6,6 +6,12 @@ iteration (an idle poll counts), and /healthz fails once it has not for
 `startup_grace_s` applies, so a slow start is not killed but a hung one still is.
 Readiness answers "is this replica doing its job?": partitions assigned, model loaded,
 broker reachable. Both endpoints answer 200 or 503 with a JSON body naming every check.
+
+`serve` also exports the partition count the readiness check reads as the gauge
+`videocat_assigned_partitions`, read at scrape time (so the gauge and /readyz never disagree).
+Every replica reports it, 0 included, from start-up on: with no partition assigned anywhere (a
+group that cannot form, brokers unreachable, an authorization failure) the per-partition lag
+series are gone, and this gauge is what still says so (docs/operations.md, "Alerts").
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+
+ASSIGNED_PARTITIONS = "videocat_assigned_partitions"
 
 
 class Health:
@@ -39,6 +48,7 @@ class Health:
         self._assigned = 0
         self._model_loaded = False
         self._broker_ok = False
+        self._exported_to: list[CollectorRegistry] = []
 
     def progressed(self) -> None:
         with self._lock:
@@ -74,6 +84,34 @@ class Health:
                 "seconds_since_progress": round(idle, 3),
                 "liveness_timeout_s": self._liveness_timeout_s,
             }
+
+    @property
+    def assigned(self) -> int:
+        with self._lock:
+            return self._assigned
+
+    # --- Prometheus collector: the registry calls these --------------------------------------
+    def describe(self) -> Iterator[Metric]:
+        yield self._assigned_family(0)
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._assigned_family(self.assigned)
+
+    @staticmethod
+    def _assigned_family(value: int) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            ASSIGNED_PARTITIONS,
+            "Input-topic partitions this replica holds (0 while starting, rebalancing, idle, or unable to join).",
+            value=value,
+        )
+
+    def export_to(self, registry: CollectorRegistry) -> None:
+        """Serve this state's metrics from `registry`; again for the same registry does nothing."""
+        with self._lock:  # describe() takes no lock
+            if any(r is registry for r in self._exported_to):
+                return
+            registry.register(self)
+            self._exported_to.append(registry)
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
@@ -138,7 +176,11 @@ def _handler_class(health: Health, registry: CollectorRegistry) -> type[BaseHTTP
 
 
 def serve(port: int, health: Health, registry: CollectorRegistry, host: str = "0.0.0.0") -> HealthServer:
-    """Start the server in a daemon thread; port 0 binds an ephemeral port."""
+    """Start the server in a daemon thread; port 0 binds an ephemeral port.
+
+    `health`'s own gauge (`videocat_assigned_partitions`) is added to `registry` here.
+    """
+    health.export_to(registry)
     server = ThreadingHTTPServer((host, port), _handler_class(health, registry))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="health-http", daemon=True)

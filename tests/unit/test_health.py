@@ -128,6 +128,32 @@ def test_metrics_endpoint_serves_the_registry(server: HealthServer, metrics: Met
     assert "videocat_events_consumed_total 7.0" in body and body.rstrip().endswith("# EOF")
 
 
+def test_assigned_partitions_gauge_follows_readiness_from_start_up(server: HealthServer, health: Health) -> None:
+    """Reported by every serving replica, 0 included: the no-partition alert needs the zero."""
+    _, _, body = get(server, "/metrics")
+    assert "videocat_assigned_partitions 0.0" in body.splitlines()
+    health.set_assigned(3)
+    _, _, body = get(server, "/metrics")
+    assert "videocat_assigned_partitions 3.0" in body.splitlines()
+    assert json.loads(get(server, "/readyz")[2])["checks"]["partitions"] == 3
+    health.set_assigned(0)  # revoked or lost
+    _, _, body = get(server, "/metrics")
+    assert "videocat_assigned_partitions 0.0" in body.splitlines()
+
+
+def test_assigned_partitions_is_exported_once_per_registry(health: Health, metrics: Metrics) -> None:
+    health.export_to(metrics.registry)
+    health.export_to(metrics.registry)
+    with serve(0, health, metrics.registry, host="127.0.0.1") as running:
+        _, _, body = get(running, "/metrics")
+    assert [line for line in body.splitlines() if line.startswith("videocat_assigned_partitions")] == [
+        "videocat_assigned_partitions 0.0"
+    ]
+    assert metrics.registry.get_sample_value("videocat_assigned_partitions") == 0
+    with pytest.raises(ValueError, match="videocat_assigned_partitions"):
+        Health().export_to(metrics.registry)  # two states on one registry: a bug, not a silent pick
+
+
 def test_unknown_path_is_404(server: HealthServer) -> None:
     assert get(server, "/nope")[0] == 404
 

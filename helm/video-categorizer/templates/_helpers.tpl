@@ -39,6 +39,29 @@ app.kubernetes.io/component: worker
 {{- printf "%s:%s" .Values.image.repository $tag -}}
 {{- end -}}
 
+{{/*
+An integer value as plain decimal digits: (list "dotted.name" value). Values files hold every
+number as a float64, which `quote` and `toString` print in exponent form from 1e6 up
+("1.2e+06"): an integer setting must not see that (pydantic refuses it, the pod crash-loops).
+Whole floats, int64s (--set) and digit strings pass; anything else fails the render, naming
+the value, rather than being truncated or zeroed by `int64`.
+*/}}
+{{- define "videocat.int" -}}
+{{- $name := index . 0 -}}
+{{- $value := index . 1 -}}
+{{- $text := toString $value -}}
+{{- if kindIs "float64" $value -}}
+{{- if ne $value (float64 (int64 $value)) -}}
+{{- fail (printf "%s must be a whole number, not %v" $name $value) -}}
+{{- end -}}
+{{- $text = toString (int64 $value) -}}
+{{- end -}}
+{{- if not (regexMatch "^-?[0-9]+$" $text) -}}
+{{- fail (printf "%s must be a whole number, not %q" $name $text) -}}
+{{- end -}}
+{{- $text -}}
+{{- end -}}
+
 {{/* The most replicas any mode can run: checked against the partition count. */}}
 {{- define "videocat.maxReplicas" -}}
 {{- if .Values.autoscaling.enabled -}}
@@ -74,7 +97,9 @@ app.kubernetes.io/component: worker
 {{/* Env entries not in the ConfigMap: secret references and the pod name. */}}
 {{- define "videocat.env" -}}
 {{- if eq $.Values.worker.delivery "exactly-once" }}
-# One stable transactional id per replica: its pod name.
+# One transactional id per pod: its name. It survives a container restart in the pod, not the
+# pod's replacement: a pod killed mid-transaction leaves that transaction open until
+# transaction.timeout.ms (docs/operations.md, "Exactly-once").
 - name: WORKER_TRANSACTIONAL_ID
   valueFrom:
     fieldRef:
