@@ -6,6 +6,10 @@ leaves the others' records waiting. A run reads each partition from the earliest
 end, but stops before the first record written after the run began (what the run itself causes to
 be written waits for the next run). Bookmarks move only when the caller says its output is safe:
 a run that fails before that handles its records again next time (at least once).
+
+A record that does not decode as the topic's schema (one written before the schema existed, or
+by something else) is logged and passed over as `None`: the reader moves past it, rather than failing
+every run at it until retention removes it. It stays in the topic, where the log line says.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from worker.avro import load_schema, make_codec
+from worker.avro import AvroSchema, Codec, RegistryUnavailable, load_schema, make_codec
 from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 class Bookmarks:
@@ -63,9 +70,9 @@ class Bookmarks:
 def records_written_before(
     started: datetime, bookmarks: Bookmarks, settings: Settings, schema_name: str, written_at: str,
     reader_group: str, idle_timeout_s: float,
-) -> Iterator[tuple[TopicPartition, dict[str, Any]]]:
+) -> Iterator[tuple[TopicPartition, dict[str, Any] | None]]:
     """(where, decoded record) from the earliest bookmark to each partition's end, or to its first record
-    whose `written_at` field is at or after `started`."""
+    whose `written_at` field is at or after `started`; the record is None where it does not decode."""
     codec, schema, topic = make_codec(settings), load_schema(schema_name), bookmarks.topic
     reader = Consumer({**settings.kafka_common(), "group.id": reader_group, "enable.auto.commit": False,
                        "enable.partition.eof": True, "auto.offset.reset": "earliest",
@@ -84,13 +91,25 @@ def records_written_before(
                     open_partitions.discard(partition)
                     continue
                 last_progress = time.monotonic()
-                record = codec.loads(message.value(), message.headers(), schema, topic)
-                if record[written_at] >= started:
+                where = TopicPartition(topic, partition, message.offset())
+                record = _decoded(codec, schema, message, where)
+                if record is not None and record[written_at] >= started:
                     open_partitions.discard(partition)
                     continue
-                yield TopicPartition(topic, partition, message.offset()), record
+                yield where, record
     finally:
         reader.close()
+
+
+def _decoded(codec: Codec, schema: AvroSchema, message: Message, where: TopicPartition) -> dict[str, Any] | None:
+    try:
+        return codec.loads(message.value() or b"", message.headers(), schema, where.topic)
+    except RegistryUnavailable:
+        raise  # no fault of the record: the run fails and the next one reads it again
+    except Exception as error:  # noqa: BLE001 - whatever the bytes are, they are not this schema's record
+        log.warning("undecodable_record_passed_over", topic=where.topic, partition=where.partition,
+                    offset=where.offset, schema=schema.name, error=f"{type(error).__name__}: {error}")
+        return None
 
 
 def _is_eof(message: Message, topic: str) -> bool:

@@ -66,6 +66,8 @@ def replay_dead_letters(
                                          f"{settings.worker_group_id}-dlq-replay", idle_timeout_s)
         for where, letter in letters:
             read_to[where.partition] = where.offset + 1
+            if letter is None:
+                continue
             reason = letter["error_type"]
             if bookmarks.is_past(reason, where):
                 summary.replayed[reason] += 1

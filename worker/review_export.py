@@ -79,7 +79,7 @@ def export_review(
                                         f"{settings.worker_group_id}-review-export", idle_timeout_s)
         for where, request in copies:
             read_to[where.partition] = where.offset + 1
-            if bookmarks.is_past(request["reason"], where):
+            if request is not None and bookmarks.is_past(request["reason"], where):
                 rows[request["video_id"]] = labelling_row(request)
         summary = ExportSummary(reason, str(out), dry_run, Counter(r["language"] or "unknown" for r in rows.values()))
         if not dry_run:

@@ -118,3 +118,23 @@ def test_letters_from_before_the_headers_field_replay_without_headers(
     (replayed,) = read_to_end(settings, settings.worker_input_topic)
     assert (replayed.key(), replayed.value()) == (b"k", b"\x02v")
     assert replayed.headers() == [(REPLAYED_FROM_HEADER, f"{settings.worker_dlq_topic}/0/0".encode())]
+
+
+def test_a_record_that_is_no_dead_letter_is_passed_over_not_stopped_at(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    letter = {"original_key": b"k", "original_value": b"\x02v", "source_topic": settings.worker_input_topic,
+              "source_partition": 0, "source_offset": 7, "error_type": "missing-field",
+              "error_message": "ValueError: ...", "failed_at": 1}
+    value, headers = PlainAvroCodec().dumps(letter, history_schema("DeadLetter"), settings.worker_dlq_topic)
+    producer = Producer(settings.kafka_common())
+    producer.produce(settings.worker_dlq_topic, b"written by something else", b"junk")
+    producer.produce(settings.worker_dlq_topic, value, b"k", headers=headers)
+    assert producer.flush(10) == 0
+
+    assert replay_dead_letters(settings, ["missing-field"]).replayed == {"missing-field": 1}
+    assert replay_dead_letters(settings, ["missing-field"], dry_run=True).replayed == {}  # moved past both
+    (replayed,) = read_to_end(settings, settings.worker_input_topic)
+    assert replayed.value() == b"\x02v"

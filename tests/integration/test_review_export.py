@@ -44,6 +44,22 @@ def produce_copy_from_before_reasons(settings: Settings) -> str:
     return "before-reasons"
 
 
+def test_a_record_that_is_no_review_copy_is_passed_over_not_stopped_at(
+    make_settings: Callable[..., Settings], unique_name: str, tmp_path: Path
+) -> None:
+    """E.g. a VideoCategorized copy from before ReviewRequest existed (docs/operations.md upgrade note)."""
+    settings = make_settings(worker_review_topic=f"{unique_name}-review")
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    producer = Producer(settings.kafka_common())
+    producer.produce(settings.worker_review_topic, b"not a ReviewRequest", b"junk")
+    assert producer.flush(30) == 0
+    old_copy = produce_copy_from_before_reasons(settings)
+
+    export_review(settings, LOW_CONFIDENCE, tmp_path / "low.jsonl")
+    assert [line["video_id"] for line in read_lines(tmp_path / "low.jsonl")] == [old_copy]
+    assert export_review(settings, LOW_CONFIDENCE, tmp_path / "again.jsonl").as_json()["exported"] == 0
+
+
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
