@@ -57,7 +57,7 @@ def ensure_redis(settings: Settings) -> None:
 
 
 def run_demo(settings: Settings, timeout_s: float = 120.0) -> int:
-    from worker.readback import read_records
+    from worker.readback import high_watermarks, read_records
 
     ensure_redis(settings)
     with kafka_for(settings) as kafka_settings:
@@ -65,22 +65,27 @@ def run_demo(settings: Settings, timeout_s: float = 120.0) -> int:
         ensure_topics(settings, worker_topics(settings))
         uploads = sample_uploads()
         titles = {u.video_id: u.title for u in uploads}
+        # A broker named by KAFKA_BOOTSTRAP_SERVERS may hold earlier runs' outputs: only this run's count.
+        start = high_watermarks(settings, settings.worker_output_topic)
         produce_uploads(settings, uploads)
         typer.echo(f"produced {len(uploads)} sample uploads to {settings.worker_input_topic}")
         with build_worker(settings) as worker:
             thread = threading.Thread(target=worker.run, name="worker")
             thread.start()
-            seen = 0
+            seen: set[str] = set()
             try:
                 for record in read_records(settings, settings.worker_output_topic, "VideoCategorized",
-                                           idle_timeout_s=timeout_s, until=lambda r: len(r) >= len(uploads)):
-                    seen += 1
+                                           idle_timeout_s=timeout_s, start=start,
+                                           until=lambda _records: len(seen) >= len(uploads)):
+                    if record["video_id"] not in titles or record["video_id"] in seen:
+                        continue
+                    seen.add(record["video_id"])
                     labels = ", ".join(f"{c['label']} {c['score']:.2f}" for c in record["categories"])
                     typer.echo(f"[{record['language']}] {record['top_label']:<22} ({labels}; "
                                f"confidence {record['confidence']:.2f})  "
-                               f"{titles.get(record['video_id'], record['video_id'])}")
+                               f"{titles[record['video_id']]}")
             finally:
                 worker.request_stop()
                 thread.join()
-        typer.echo(f"categorized {seen}/{len(uploads)} uploads; model {worker.model_version}")
-    return 0 if seen == len(uploads) else 1
+        typer.echo(f"categorized {len(seen)}/{len(uploads)} uploads; model {worker.model_version}")
+    return 0 if len(seen) == len(uploads) else 1
