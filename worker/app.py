@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import redis
 import structlog
 from threadpoolctl import threadpool_limits
 
-from worker.cache import EmbeddingCache, connect, embedding_namespace
+from worker.cache import EmbeddingCache, connect, embedding_namespace, video_namespace
 from worker.classify import Classifier
-from worker.encoders import load_encoder, muse_identity
+from worker.encoders import EncoderIdentity, load_encoder, muse_identity
 from worker.health import Health, serve
 from worker.language import load_language_model
 from worker.loop import Worker
 from worker.metrics import Metrics
 from worker.rollout import ModelWatcher
 from worker.settings import Settings
+from worker.text import DEFAULT_MAX_CHARS
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +30,21 @@ def with_text_budget(settings: Settings, head: Classifier) -> Settings:
         "worker_text_max_chars": settings.worker_text_max_chars or head.text_max_chars,
         "worker_max_tokens": settings.worker_max_tokens or head.max_tokens,
     })
+
+
+def embedding_cache(
+    settings: Settings, encoder: EncoderIdentity, head: Classifier, client: redis.Redis | None,
+    on_error: Callable[[], None] = lambda: None,
+) -> EmbeddingCache:
+    """Text keys by the encoder and token budget; video keys also by the served text recipe.
+
+    The video key holds the mean over the head's embed views of texts cut to the character budget,
+    so two heads that differ in either never write one video key (a hot swap keeps both: rollout).
+    """
+    text_ns = embedding_namespace(encoder, settings.worker_max_tokens or 0)
+    max_chars = settings.worker_text_max_chars or DEFAULT_MAX_CHARS
+    video_ns = video_namespace(text_ns, max_chars, head.embed_views)
+    return EmbeddingCache(client, video_ns, settings.worker_cache_ttl_s, on_error=on_error, text_namespace=text_ns)
 
 
 def freeze_startup_objects() -> None:
@@ -55,8 +72,7 @@ def build_worker(settings: Settings) -> Iterator[Worker]:
     load_language_model()
     metrics.set_prior(models.current.labels, models.current.prior)
     redis_client = connect(settings) if settings.worker_cache_enabled else None
-    namespace = embedding_namespace(encoder.identity, settings.worker_max_tokens or 0)
-    cache = EmbeddingCache(redis_client, namespace, settings.worker_cache_ttl_s, on_error=metrics.cache_error)
+    cache = embedding_cache(settings, encoder.identity, models.current, redis_client, metrics.cache_error)
     log.info("text_budget", max_chars=settings.worker_text_max_chars, max_tokens=settings.worker_max_tokens)
     freeze_startup_objects()
     try:

@@ -1,12 +1,18 @@
 """Cache: embeddings in Redis, shared with the recommender.
 
-Key layout (`<ns>` names what an embedding depends on: the encoder, its weights and the
-token budget, e.g. `use-multilingual-v3-cnn@55462a18/t256`):
+Key layout:
 
-    vc:emb:<ns>:text:<sha256 of the model text, hex>   a repeated text is not embedded twice
-    vc:emb:<ns>:video:<video_id>                        what the recommender reads: the embedding
-                                                        the head scored (with embed views, the
-                                                        mean of the upload's texts')
+    vc:emb:<text ns>:text:<sha256 of the model text, hex>   a repeated text is not embedded twice
+    vc:emb:<video ns>:video:<video_id>                       what the recommender reads: the embedding
+                                                             the head scored (with embed views, the
+                                                             mean of the upload's texts')
+
+`<text ns>` names what one text's embedding depends on: the encoder (its weights and export
+version) and the token budget, e.g. `use-multilingual-v3-cnn@55462a18.export-v2/t256`; the key
+hashes the exact text the encoder saw, so heads share text keys. `<video ns>` adds the text recipe
+that turns an upload into those texts: the character budget and the embed views averaged with the
+full text, e.g. `use-multilingual-v3-cnn@55462a18.export-v2/t256/c1024/v=title_tags` (`v=none`
+without views). Two heads that build an upload's embedding differently never share a video key.
 
 Value: the 512 float32 of the L2-normalised embedding, little-endian, 2048 bytes
 (`numpy.frombuffer(value, dtype="<f4")`). Both keys expire after `WORKER_CACHE_TTL_S`.
@@ -35,7 +41,13 @@ EMBEDDING_DTYPE = np.dtype("<f4")
 
 
 def embedding_namespace(encoder: EncoderIdentity, max_tokens: int) -> str:
+    """The text keys' namespace: what one text's embedding depends on."""
     return f"{encoder.short}/t{max_tokens}"
+
+
+def video_namespace(text_namespace: str, max_chars: int, embed_views: Sequence[str]) -> str:
+    """The video keys' namespace: the text namespace and the recipe that builds an upload's texts."""
+    return f"{text_namespace}/c{max_chars}/v={'+'.join(embed_views) or 'none'}"
 
 
 def text_key(namespace: str, text: str) -> str:
@@ -58,11 +70,17 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 class EmbeddingCache:
+    """`namespace` is the video keys' (`video_key(cache.namespace, id)`); `text_namespace` the text keys'.
+
+    Without a `text_namespace`, both kinds of key share `namespace`.
+    """
+
     def __init__(self, client: redis.Redis | None, namespace: str, ttl_s: int, log_interval_s: float = 30.0,
-                 on_error: Callable[[], None] = lambda: None):
+                 on_error: Callable[[], None] = lambda: None, text_namespace: str | None = None):
         self._client = client
         self._on_error = on_error
         self.namespace = namespace
+        self.text_namespace = text_namespace or namespace
         self._ttl_s = ttl_s
         self._log_interval_s = log_interval_s
         self._last_logged = -float("inf")
@@ -82,7 +100,7 @@ class EmbeddingCache:
         if self._client is None or not texts:
             return [None] * len(texts)
         try:
-            values = self._client.mget([text_key(self.namespace, t) for t in texts])
+            values = self._client.mget([text_key(self.text_namespace, t) for t in texts])
         except redis.RedisError as error:
             self._failed("mget", error)
             return [None] * len(texts)
@@ -96,7 +114,7 @@ class EmbeddingCache:
             return False
         pipe = self._client.pipeline(transaction=False)
         for keys, rows in (
-            ([text_key(self.namespace, t) for t in texts], text_embeddings),
+            ([text_key(self.text_namespace, t) for t in texts], text_embeddings),
             ([video_key(self.namespace, v) for v in video_ids], video_embeddings),
         ):
             for key, row in zip(keys, rows, strict=True):

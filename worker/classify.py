@@ -16,10 +16,11 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from worker.encoders.base import EncoderIdentity
+from worker.encoders.base import EMBEDDING_DIM, EncoderIdentity
 from worker.text import VIEWS
 
 MODEL_JSON = "model.json"
@@ -156,7 +157,8 @@ def fold_head(parts: dict[str, object]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def check_encoder(trained_on: EncoderIdentity, serving: EncoderIdentity, where: Path) -> None:
-    if trained_on != serving:
+    """A head records its encoder's name and weights (model.json); the graph version is not compared."""
+    if not trained_on.same_weights(serving):
         raise IncompatibleModelError(
             f"model {where} was trained on encoder {trained_on.name} (weights sha256 "
             f"{trained_on.weights_sha256[:12]}...), but the worker runs {serving.name} (weights sha256 "
@@ -164,19 +166,54 @@ def check_encoder(trained_on: EncoderIdentity, serving: EncoderIdentity, where: 
         )
 
 
-def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
-    """Load and check an artifact; IncompatibleModelError if it belongs to another encoder."""
-    model_dir = Path(model_dir)
+def read_meta(model_dir: Path) -> dict[str, Any]:
+    """model.json; IncompatibleModelError when it is missing or lacks a field the worker needs."""
     try:
         meta = json.loads((model_dir / MODEL_JSON).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise IncompatibleModelError(f"{model_dir}: no {MODEL_JSON}, not a model directory") from exc
+    missing = [k for k in ("version", "labels", "thresholds", "prior", "encoder") if k not in meta]
+    if missing:
+        raise IncompatibleModelError(f"{model_dir}: {MODEL_JSON} lacks {missing}")
+    return meta
+
+
+def per_label(meta: dict[str, Any], field: str, labels: tuple[str, ...], where: Path) -> np.ndarray:
+    """float32 [L]: a model.json list with one number per label."""
+    values = np.asarray(meta[field], dtype=np.float32)
+    if values.shape != (len(labels),):
+        raise IncompatibleModelError(
+            f"{where}: {len(labels)} labels but {field} has shape {values.shape}: a malformed head"
+        )
+    return values
+
+
+def check_weights(w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, n_labels: int, where: Path) -> None:
+    """The folded weights map a 512-d embedding to one logit per label."""
+    hidden = w1.shape[1] if w1.ndim == 2 else -1
+    expected = {"W1": (EMBEDDING_DIM, hidden), "b1": (hidden,), "W2": (hidden, n_labels), "b2": (n_labels,)}
+    for name, array in zip(expected, (w1, b1, w2, b2), strict=True):
+        if array.shape != expected[name]:
+            raise IncompatibleModelError(
+                f"{where}: {name} of head.keras has shape {array.shape}, expected {expected[name]} "
+                f"({EMBEDDING_DIM}-d embeddings, {n_labels} labels)"
+            )
+
+
+def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
+    """Load and check an artifact; IncompatibleModelError if it belongs to another encoder or is malformed.
+
+    The directory is resolved once and both files are read from it: flipping a `models/current`
+    symlink while this runs cannot pair one version's model.json with another's weights.
+    """
+    model_dir = Path(model_dir).resolve()
+    meta = read_meta(model_dir)
     trained_on = EncoderIdentity(meta["encoder"]["name"], meta["encoder"]["weights_sha256"])
     check_encoder(trained_on, encoder, model_dir)
-    w1, b1, w2, b2, activation = fold_head(read_keras_head(model_dir / HEAD_FILE))
     labels = tuple(meta["labels"])
-    if w2.shape[1] != len(labels):
-        raise IncompatibleModelError(f"{model_dir}: {len(labels)} labels but {w2.shape[1]} outputs")
+    thresholds, prior = (per_label(meta, field, labels, model_dir) for field in ("thresholds", "prior"))
+    w1, b1, w2, b2, activation = fold_head(read_keras_head(model_dir / HEAD_FILE))
+    check_weights(w1, b1, w2, b2, len(labels), model_dir)
     if activation not in _ACTIVATIONS:
         raise IncompatibleModelError(f"{model_dir}: unsupported activation {activation!r}")
     embed_views = tuple(meta.get("text", {}).get("embed_views", ()))
@@ -185,8 +222,8 @@ def load_classifier(model_dir: Path, encoder: EncoderIdentity) -> Classifier:
     return Classifier(
         version=meta["version"],
         labels=labels,
-        thresholds=np.asarray(meta["thresholds"], dtype=np.float32),
-        prior=np.asarray(meta["prior"], dtype=np.float32),
+        thresholds=thresholds,
+        prior=prior,
         encoder=trained_on,
         hidden_kernel=w1,
         hidden_bias=b1,

@@ -2,11 +2,15 @@
 
 The worker watches the path (every `WORKER_MODEL_WATCH_INTERVAL_S`): a change of the
 directory it resolves to (ML engineers flip a symlink such as `models/current`
-atomically) or of its `model.json` loads the new head. The swap happens between batches
-in the loop's single thread, so a batch in flight finishes on the old version and every
-message is scored by exactly one version. A head that fails to load (corrupt, trained for
-another encoder, or for another text budget or embed views) is refused with an error log; the worker keeps
-the version it has.
+atomically) or of its `model.json` / `head.keras` loads the new head. The path is resolved
+once per check and the fingerprint, `model.json` and `head.keras` all come from that one
+directory, so a flip during the load cannot pair one version's labels and thresholds with
+another's weights. The swap happens between batches in the loop's single thread, so a
+batch in flight finishes on the old version and every message is scored by exactly one
+version. A head that fails to load (corrupt, malformed, trained for another encoder, or for
+another text budget or embed views) is refused with an error log; the worker keeps the
+version it has. A head whose files change while it loads (edited in place) is not swapped
+in: the next check loads it again.
 """
 
 from __future__ import annotations
@@ -16,17 +20,27 @@ from pathlib import Path
 
 import structlog
 
-from worker.classify import Classifier, load_classifier
+from worker.classify import HEAD_FILE, MODEL_JSON, Classifier, load_classifier
 from worker.encoders import EncoderIdentity
 
 log = structlog.get_logger(__name__)
-Fingerprint = tuple[str, int, int]
+FileStamp = tuple[int, int, int]  # inode, mtime (ns), size
+Fingerprint = tuple[str, FileStamp, FileStamp]
 
 
-def fingerprint(model_dir: Path) -> Fingerprint:
-    resolved = model_dir.resolve()
-    stat = (resolved / "model.json").stat()
-    return str(resolved), stat.st_mtime_ns, stat.st_size
+def file_stamp(path: Path, required: bool) -> FileStamp:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        if required:
+            raise
+        return (0, 0, 0)  # a missing head.keras is the loader's error to report
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def fingerprint(resolved: Path) -> Fingerprint:
+    """What identifies the head in `resolved` (a directory already resolved: no symlink in the path)."""
+    return str(resolved), file_stamp(resolved / MODEL_JSON, True), file_stamp(resolved / HEAD_FILE, False)
 
 
 def check_same_text_recipe(current: Classifier, candidate: Classifier) -> None:
@@ -49,8 +63,10 @@ class ModelWatcher:
         self._model_dir = model_dir
         self._encoder = encoder
         self._interval_s = interval_s
-        self._seen = fingerprint(model_dir)
-        self.current: Classifier = load_classifier(model_dir, encoder)
+        resolved = model_dir.resolve()
+        # taken before the load: a change during it is seen, and loaded, at the next check
+        self._seen = fingerprint(resolved)
+        self.current: Classifier = load_classifier(resolved, encoder)
         self._next_check = time.monotonic() + interval_s
 
     def poll(self, now: float) -> Classifier | None:
@@ -59,18 +75,30 @@ class ModelWatcher:
             return None
         self._next_check = now + self._interval_s
         try:
-            seen = fingerprint(self._model_dir)
-        except OSError:  # mid-flip or removed: keep serving the loaded version
+            resolved = self._model_dir.resolve()
+            seen = fingerprint(resolved)
+        except (OSError, RuntimeError):  # mid-flip, removed, or a symlink loop: keep serving the loaded version
             return None
         if seen == self._seen:
             return None
-        self._seen = seen
         try:
-            candidate = load_classifier(self._model_dir, self._encoder)
+            candidate = load_classifier(resolved, self._encoder)
             check_same_text_recipe(self.current, candidate)
         except Exception as error:  # noqa: BLE001 - a bad artifact must not stop the worker
+            self._seen = seen  # refused once, not again at every check
             log.error("model_swap_refused", path=seen[0], error=str(error), keeping=self.current.version)
             return None
+        if not self._settled(resolved, seen):
+            return None
+        self._seen = seen
         log.info("model_swapped", old=self.current.version, new=candidate.version, path=seen[0])
         self.current = candidate
         return candidate
+
+    @staticmethod
+    def _settled(resolved: Path, seen: Fingerprint) -> bool:
+        """False when the head's files changed while it loaded (written in place): load it again next check."""
+        try:
+            return fingerprint(resolved) == seen
+        except OSError:
+            return False

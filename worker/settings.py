@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     worker_dlq_topic: str = "video-uploaded-dlq"
     worker_group_id: str = "video-categorizer"
     worker_delivery: DeliveryMode = Field(DeliveryMode.AT_LEAST_ONCE, description="Or exactly-once (transactions).")
-    worker_transactional_id: str = Field("", description="Exactly-once: one id per pod (its name; a replacement pod gets a new one).")
+    worker_transactional_id: str = Field(
+        "", description="Exactly-once: one id per pod (its name; a replacement pod gets a new one)."
+    )
 
     # --- model -----------------------------------------------------------------------------
     worker_model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Classifier head artifact directory.")

@@ -6,14 +6,20 @@ import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import redis
 
+from worker.app import embedding_cache, with_text_budget
 from worker.cache import EmbeddingCache, text_key, video_key
-from worker.embed import EmbeddingJob, embed_with_cache
+from worker.classify import Classifier, load_classifier
+from worker.embed import Embedded, EmbeddingJob, embed_with_cache
+from worker.encoders import muse_identity
 from worker.encoders.reference import ReferenceEncoder
+from worker.settings import DEFAULT_MODEL_DIR, load_settings
+from worker.text import build_texts
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +27,8 @@ pytestmark = pytest.mark.integration
 class CountingEncoder:
     """The real encoder, counting the texts it is asked to embed."""
 
-    def __init__(self) -> None:
-        self._encoder = ReferenceEncoder()
+    def __init__(self, max_tokens: int = 128) -> None:
+        self._encoder = ReferenceEncoder(max_tokens=max_tokens)
         self.identity = self._encoder.identity
         self.texts: list[str] = []
         self.threads: set[str] = set()
@@ -116,3 +122,36 @@ def test_an_upload_with_embed_views_is_the_renormalised_mean_of_its_texts(
     again = embed_with_cache([full], ["v3"], encoder, cache, embed_with=[(short,)])
     assert encoder.texts == [full, other, short] and (again.hits, again.misses) == (2, 0)
     np.testing.assert_allclose(again.vectors[0], result.vectors[0], atol=1e-6)
+
+
+def served(head: Classifier, client: redis.Redis, encoder: CountingEncoder, run: str) -> tuple[Embedded, str]:
+    """One upload embedded as a worker serving `head` does (app.embedding_cache); its result and text namespace."""
+    settings = with_text_budget(load_settings(worker_cache_ttl_s=60), head)
+    cache = embedding_cache(settings, encoder.identity, head, client)
+    description = " ".join(f"The {i}th goal of the {run} season was scored from the halfway line." for i in range(30))
+    text, views = build_texts(f"Goal of the season {run}", ["football", "goals"], description, head.embed_views,
+                              settings.worker_text_max_chars or 0)
+    return embed_with_cache([text], [f"video-{run}"], encoder, cache, embed_with=[views]), cache.text_namespace
+
+
+def test_heads_with_other_text_recipes_write_other_video_keys_and_share_text_keys(redis_url: str) -> None:
+    """Same encoder and token budget, other embed views or character budget: another vector, so another key."""
+    client = redis.Redis.from_url(redis_url)
+    encoder = CountingEncoder(max_tokens=256)  # the starter's token budget
+    starter = load_classifier(DEFAULT_MODEL_DIR, muse_identity())
+    assert (starter.max_tokens, starter.text_max_chars, starter.embed_views) == (256, 1024, ("title_tags",))
+    recipes = [starter, replace(starter, embed_views=()), replace(starter, text_max_chars=512)]
+    run = uuid.uuid4().hex
+    results = [served(head, client, encoder, run) for head in recipes]
+
+    keys = [result.keys[0] for result, _ in results]
+    assert keys[0] == f"vc:emb:{muse_identity().short}/t256/c1024/v=title_tags:video:video-{run}"
+    assert keys[1:] == [f"vc:emb:{muse_identity().short}/t256/c1024/v=none:video:video-{run}",
+                        f"vc:emb:{muse_identity().short}/t256/c512/v=title_tags:video:video-{run}"]
+    vectors = [result.vectors[0] for result, _ in results]
+    assert max(float(vectors[0] @ v) for v in vectors[1:]) < 0.9999  # three recipes, three embeddings
+    for key, vector in zip(keys, vectors, strict=True):  # each key holds what its head scored
+        np.testing.assert_array_equal(np.frombuffer(client.get(key), dtype="<f4"), vector)
+    # text keys stay shared: the full text without views is the starter's full text, a cache hit
+    assert {text_ns for _, text_ns in results} == {f"{muse_identity().short}/t256"}
+    assert (results[1][0].hits, results[1][0].misses) == (1, 0)

@@ -19,6 +19,8 @@ import pytest
 
 from tests.integration.test_worker_end_to_end import distinct_uploads, wait_for
 from tests.integration.worker_harness import read_outputs, running_worker
+from worker.cache import video_key
+from worker.encoders import muse_identity
 from worker.sample import produce_uploads
 from worker.settings import DEFAULT_MODEL_DIR, Settings
 from worker.topics import ensure_topics, worker_topics
@@ -57,6 +59,9 @@ def test_a_flipped_model_pointer_swaps_the_head_between_batches(
 
     with running_worker(settings) as worker:
         old_version = worker.model_version
+        # the video keys' namespace names the text recipe (starter: 1024 characters, view title_tags)
+        namespace = worker.embedding_namespace
+        assert namespace == f"{muse_identity().short}/t256/c1024/v=title_tags"
         produce_uploads(settings, before)
         read_outputs(settings, expected=len(before))
         produce_uploads(settings, during)
@@ -65,6 +70,9 @@ def test_a_flipped_model_pointer_swaps_the_head_between_batches(
         wait_for(lambda: worker.model_version == NEW_VERSION)
         produce_uploads(settings, after)
         outputs = read_outputs(settings, expected=len(before) + len(during) + len(after))
+        assert worker.embedding_namespace == namespace  # a hot swap keeps the recipe, so the video keys
+
+    assert all(o["embedding_key"] == video_key(namespace, o["video_id"]) for o in outputs)
 
     by_video: dict[str, list[dict]] = {}
     for output in outputs:

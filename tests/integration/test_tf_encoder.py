@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worker.encoders import tf_hub
+from worker.encoders.base import EXPORT_VERSION, muse_identity
 from worker.encoders.reference import ReferenceEncoder
+from worker.encoders.stamp import ExportStampError
 from worker.encoders.tf_export import (
     STAMP_FILE,
     build_muse_module,
@@ -207,3 +210,35 @@ def test_export_cache_is_keyed_by_the_weights_hash(savedmodel_dir: Path, tmp_pat
     assert graph.stat().st_ino != before  # re-exported and swapped in
     assert (cached / STAMP_FILE).read_text().strip() == expected_stamp()
     assert [p.name for p in tmp_path.iterdir()] == ["muse"]  # no temp dirs left behind
+
+
+def test_a_copied_export_loads_only_with_the_stamp_of_the_installed_weights_and_export(
+    savedmodel_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "muse-copy"
+    shutil.copytree(savedmodel_dir, copy)
+    loaded = TFHubEncoder(str(copy), max_tokens=128, max_batch=1)
+    assert loaded.identity == muse_identity() == ReferenceEncoder().identity
+    assert loaded.identity.short.endswith(f".export-v{EXPORT_VERSION}")
+    for stamp in (None, f"{muse_identity().weights_sha256} export-v{EXPORT_VERSION - 1}"):
+        if stamp is None:
+            (copy / STAMP_FILE).unlink()
+        else:
+            (copy / STAMP_FILE).write_text(stamp + "\n")
+        with pytest.raises(ExportStampError, match="export-muse --out"):
+            TFHubEncoder(str(copy), max_tokens=128, max_batch=1)
+
+
+def test_the_default_handle_named_relatively_is_re_exported_when_stale(
+    savedmodel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = tmp_path / ".cache" / "muse-savedmodel"
+    shutil.copytree(savedmodel_dir, default)
+    (default / STAMP_FILE).write_text(f"{muse_identity().weights_sha256} export-v{EXPORT_VERSION - 1}\n")
+    before = (default / "saved_model.pb").stat().st_ino
+    monkeypatch.setattr(tf_hub, "DEFAULT_SAVEDMODEL_DIR", default)
+    monkeypatch.chdir(tmp_path)
+    encoder = TFHubEncoder(".cache/muse-savedmodel", max_tokens=128, max_batch=1)  # the README's default
+    assert (default / STAMP_FILE).read_text().strip() == expected_stamp()
+    assert (default / "saved_model.pb").stat().st_ino != before  # re-exported, not loaded stale
+    assert encoder.handle == str(default.resolve()) and encoder.identity == muse_identity()

@@ -16,7 +16,8 @@ serves every batch size. The dense part is ~3.4 MFLOP per token, nearly all of i
 that oneDNN already runs near peak on CPU; XLA (jit_compile, with token counts padded to
 buckets) measured no faster here and cost 1-2 s of compilation per bucket, so it is not used.
 
-`ensure_savedmodel` writes the SavedModel once per weights hash (stamp file, atomic rename).
+`ensure_savedmodel` writes the SavedModel once per weights hash and export version (stamp file,
+`worker.encoders.stamp`; atomic rename).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from worker.encoders.base import muse_identity, muse_resources
+from worker.encoders.base import EXPORT_VERSION, muse_resources
+from worker.encoders.stamp import STAMP_FILE, expected_stamp, is_current
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -37,9 +39,9 @@ if TYPE_CHECKING:
 # title, tags and start of the description (91% of the tokens of 512-char video texts);
 # dev accuracy is no better at 256 and compute grows linearly (docs/encoder.md).
 DEFAULT_MAX_TOKENS = 128
-STAMP_FILE = "weights.sha256"
-# Bumped when the exported graph changes, so caches written by older code are replaced too.
-EXPORT_VERSION = 2
+# EXPORT_VERSION (worker.encoders.base) is bumped when the exported graph changes: the stamp, the
+# encoder identity and every embedding cache key carry it, so exports and caches from older code are replaced.
+__all__ = ["EXPORT_VERSION", "STAMP_FILE", "ensure_savedmodel", "expected_stamp", "export_savedmodel", "is_current"]
 
 _VOCAB_ROWS = 7530
 _NUM_CHUNKS = 17
@@ -224,20 +226,6 @@ def export_savedmodel(out_dir: Path, default_max_tokens: int = DEFAULT_MAX_TOKEN
     tf.saved_model.save(module, str(out_dir), signatures={"serving_default": module.__call__})
     (out_dir / STAMP_FILE).write_text(expected_stamp() + "\n")
     return out_dir
-
-
-def expected_stamp() -> str:
-    return f"{muse_identity().weights_sha256} export-v{EXPORT_VERSION}"
-
-
-def is_current(out_dir: Path) -> bool:
-    """True when out_dir holds a SavedModel exported from the installed weights."""
-    stamp = out_dir / STAMP_FILE
-    return (
-        (out_dir / "saved_model.pb").is_file()
-        and stamp.is_file()
-        and stamp.read_text().strip() == expected_stamp()
-    )
 
 
 def ensure_savedmodel(out_dir: Path) -> Path:

@@ -2,7 +2,10 @@
 
 The handle is the locally exported SavedModel by default (exported on first use when
 missing) or any hub handle with the same call contract, such as the original
-`https://tfhub.dev/google/universal-sentence-encoder-multilingual/3`.
+`https://tfhub.dev/google/universal-sentence-encoder-multilingual/3`. A local handle is
+resolved once and loads only with a matching export stamp (`worker.encoders.stamp`); a
+remote one gets an identity of its own (`hub-<hash of the handle>`), so its embeddings never
+share a cache with the port's.
 
 Batches are padded with empty texts to a few sizes (`BATCH_BUCKETS`) and longer inputs are
 cut into chunks, so the model only ever sees those batch shapes. Chunks are small on CPU
@@ -15,13 +18,16 @@ TensorFlow does not reserve the whole card.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from worker.encoders.base import EMBEDDING_DIM, EncoderIdentity, muse_identity
+from worker.encoders.stamp import verify_export
 from worker.settings import DEFAULT_SAVEDMODEL_DIR
 
 BATCH_BUCKETS = (1, 8, 32, 128, 512, 2048)
@@ -37,6 +43,29 @@ def batch_bucket(n: int) -> int:
 def chunks(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(texts), size):
         yield texts[start : start + size]
+
+
+def is_remote(handle: str) -> bool:
+    """A URL (`https://`, `gs://`, ...) that tensorflow_hub fetches; anything else is a local directory."""
+    return "://" in handle
+
+
+def open_handle(handle: str) -> tuple[str, EncoderIdentity]:
+    """What to load for `handle`, and the identity of what it computes.
+
+    A local handle is resolved once (a relative `.cache/muse-savedmodel` is the default export too,
+    and is exported when missing or stale) and must carry the stamp of the installed weights and
+    this export version; the directory checked is the one loaded.
+    """
+    if is_remote(handle):
+        tag = hashlib.sha256(handle.encode("utf-8")).hexdigest()[:8]
+        return handle, replace(muse_identity(), graph=f"hub-{tag}")
+    path = Path(handle).expanduser().resolve()
+    if path == DEFAULT_SAVEDMODEL_DIR.resolve():
+        from worker.encoders.tf_export import ensure_savedmodel
+
+        ensure_savedmodel(path)
+    return str(path), verify_export(path)
 
 
 def configure_gpus() -> str | None:
@@ -57,16 +86,11 @@ class TFHubEncoder:
         import tensorflow_hub as hub
         import tensorflow_text  # noqa: F401  registers the SentencePiece ops the graph uses (both models)
 
-        self.identity: EncoderIdentity = muse_identity()
-        self.handle = handle
+        self.handle, self.identity = open_handle(handle)
         self.max_tokens = max_tokens
         self.device = configure_gpus()
         self.max_batch = batch_bucket(max_batch or (GPU_MAX_BATCH if self.device else CPU_MAX_BATCH))
-        if Path(handle) == DEFAULT_SAVEDMODEL_DIR:
-            from worker.encoders.tf_export import ensure_savedmodel
-
-            ensure_savedmodel(DEFAULT_SAVEDMODEL_DIR)
-        self._model = hub.load(handle)
+        self._model = hub.load(self.handle)
         # the exported model takes the budget at run time; the original hub model has no budget
         self._with_budget = getattr(self._model, "embed_with_budget", None)
         self._budget = tf.constant(max_tokens, tf.int32)
