@@ -2,28 +2,51 @@
 
 `Outbox` wraps one idempotent confluent_kafka.Producer (acks=all). Every output names the
 input it answers (`SourceRef`); its delivery callback calls `on_acked(source)`, which is
-what lets the loop commit that input's offset. A delivery that fails after librdkafka's own
-retries is sent again, so an input is never committed without its output.
+what lets the loop commit that input's offset. An input is never committed without its output
+or, when the output can never be written, a dead letter saying why.
+
+A failed output (refused by `produce()` at once, or by a delivery report after librdkafka's own
+retries) is handled by what it is and by `classify`:
+- `RETRY` (timed out, brokers down, ...): sent again; a review copy is dropped (no offset waits on it).
+- `REJECTED` (this message: too large, invalid record): a categorized output's input is dead-lettered
+  (`output-too-large`, `output-rejected`); a too-large dead letter is sent again without its message key
+  (the letter itself is cut to fit, `encode.fit_dead_letter`); a review copy is dropped.
+- `FATAL` (authorization, a fatal producer error, any other code): `OutputFailed`, except for a review
+  copy, which is dropped unless the producer itself failed.
+`OutputFailed` stops the worker with the input uncommitted (read again after the restart): a
+topic-wide fault such as a missing ACL would otherwise send the whole stream to the dead-letter
+topic, or stall commits silently. A dead letter cannot itself be dead-lettered. Failures are logged
+at most once per `LOG_INTERVAL_S` per event and error code, with the count held back.
 
 In exactly-once mode the producer is transactional: the loop wraps each batch in a
-transaction together with the consumer offsets (`begin` / `commit_with_offsets`).
+transaction together with the consumer offsets (`begin` / `commit_with_offsets`), and counts an
+output as done once sent. A delivery that fails there fails the transaction's commit (the worker
+exits and resumes from the last committed transaction); an output refused at once is handled as
+above inside the open transaction, except that `RETRY` raises too, and `OutputFailed` aborts the
+transaction first.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from worker.avro import Headers
-from worker.records import SourceRef
+from worker.avro import Headers, make_codec
+from worker.encode import KEPT_KEY_BYTES, EventEncoder
+from worker.records import DeadLetter, SourceRef
 from worker.settings import DeliveryMode, Settings
 
 log = structlog.get_logger(__name__)
+LOG_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +56,61 @@ class Output:
     value: bytes
     headers: Headers
     source: SourceRef | None  # None for side outputs (review copies) that no offset waits on
+
+
+class Verdict(StrEnum):
+    RETRY = "retry"  # transient: the same message may be written later
+    REJECTED = "rejected"  # this message can never be written
+    FATAL = "fatal"  # the producer, the topic or the credentials are wrong: no message can be written
+
+
+TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+REJECTED_CODES = TOO_LARGE | {KafkaError.INVALID_RECORD}
+TRANSIENT_CODES = frozenset({
+    KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TIMED_OUT_QUEUE, KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN, KafkaError._QUEUE_FULL, KafkaError._RETRY, KafkaError._PURGE_QUEUE,
+    KafkaError._PURGE_INFLIGHT, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.BROKER_NOT_AVAILABLE, KafkaError.REPLICA_NOT_AVAILABLE, KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NETWORK_EXCEPTION, KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.KAFKA_STORAGE_ERROR, KafkaError.INVALID_MSG, KafkaError.THROTTLING_QUOTA_EXCEEDED,
+    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
+})
+
+
+def classify(error: KafkaError) -> Verdict:
+    """What a failed output's error means. Codes decide: confluent-kafka never sets `retriable()` on
+    delivery-report errors, and librdkafka reports most transient faults as `_MSG_TIMED_OUT`."""
+    code = error.code()
+    if error.fatal() or code == KafkaError._FATAL:
+        return Verdict.FATAL
+    if code in REJECTED_CODES:
+        return Verdict.REJECTED
+    if error.retriable() or code in TRANSIENT_CODES:
+        return Verdict.RETRY
+    return Verdict.FATAL
+
+
+class OutputFailed(RuntimeError):
+    """An output that can be neither written nor dead-lettered: the worker stops, its input uncommitted."""
+
+
+class LogLimiter:
+    """At most one line per key per interval; `allow` says how many were held back since the last one."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
+
+    def allow(self, key: str) -> int | None:
+        now = self._clock()
+        if key in self._next and now < self._next[key]:
+            self._held[key] += 1
+            return None
+        self._next[key] = now + self._interval_s
+        return self._held.pop(key, 0)
 
 
 def idempotent_producer_config(settings: Settings) -> dict[str, Any]:
@@ -56,33 +134,53 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 
 class Outbox:
-    def __init__(self, settings: Settings, on_acked: Callable[[SourceRef], None]) -> None:
-        self._producer = Producer(producer_config(settings))
+    """`producer` and `encoder` default to the worker's own (tests pass stand-ins); `on_dead_lettered`
+    hears the reason of each input this outbox dead-letters because its output was refused."""
+
+    def __init__(self, settings: Settings, on_acked: Callable[[SourceRef], None], *, producer: Producer | None = None,
+                 encoder: EventEncoder | None = None, on_dead_lettered: Callable[[str], None] | None = None) -> None:
+        self._producer = producer if producer is not None else Producer(producer_config(settings))
+        self._settings = settings
         self._on_acked = on_acked
+        self._encoder = encoder
+        self._on_dead_lettered = on_dead_lettered
         self._retry: list[Output] = []
+        self._failed: deque[tuple[Output, KafkaError]] = deque()  # delivery failures, handled in `poll`
+        self._log = LogLimiter(LOG_INTERVAL_S)
         self.transactional = settings.worker_delivery is DeliveryMode.EXACTLY_ONCE
         if self.transactional:
             self._producer.init_transactions(30)
 
     def send(self, output: Output) -> None:
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is None:
-                if output.source is not None:
-                    self._on_acked(output.source)
-            elif output.source is not None and not self.transactional:
-                log.warning("delivery_failed_resending", topic=output.topic, reason=error.str())
-                self._retry.append(output)
+        """Queue `output`; one refused at once is handled here (see the module doc), maybe by raising OutputFailed."""
+        try:
+            self._produce(output)
+        except KafkaException as error:
+            self._handle_failure(output, error.args[0])
 
+    def _produce(self, output: Output) -> None:
         while True:
             try:
                 self._producer.produce(output.topic, output.value, output.key, headers=output.headers,
-                                       on_delivery=delivered)
+                                       on_delivery=functools.partial(self._delivered, output))
                 return
             except BufferError:  # local queue full: serve callbacks until there is room
                 self._producer.poll(0.1)
 
+    def _delivered(self, output: Output, error: KafkaError | None, _message: Message) -> None:
+        if error is None:
+            if output.source is not None and not self.transactional:  # the loop counted it done when sent
+                self._on_acked(output.source)
+        elif self.transactional:
+            self._warn("delivery_failed_in_transaction", output, error)  # the transaction's commit fails
+        else:
+            self._failed.append((output, error))
+
     def poll(self, timeout_s: float = 0.0) -> None:
+        """Serve delivery callbacks, then handle failed deliveries; may raise OutputFailed."""
         self._producer.poll(timeout_s)
+        while self._failed:
+            self._handle_failure(*self._failed.popleft())
         if self._retry:
             retry, self._retry = self._retry, []
             for output in retry:
@@ -95,15 +193,85 @@ class Outbox:
         """Wait for every acknowledgment (re-sending failures); returns what is still queued."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            remaining = self._producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
-            self.poll()
-            if remaining == 0 and not self._retry:
+            self._producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
+            self.poll()  # may send again (failures, dead letters): done only when the producer is empty after it
+            if len(self._producer) == 0 and not self._retry and not self._failed:
                 return 0
-        return len(self._producer) + len(self._retry)
+        return len(self._producer) + len(self._retry) + len(self._failed)
 
     def close(self) -> None:
         """Release the producer's broker connections; the worker's drain has flushed what was queued."""
         self._producer.close()
+
+    # --- failures ------------------------------------------------------------------------------
+    def _handle_failure(self, output: Output, error: KafkaError) -> None:
+        verdict = classify(error)
+        source, is_dead_letter = output.source, output.topic == self._settings.worker_dlq_topic
+        if source is None:
+            self._review_copy_failed(output, error)
+        elif verdict is Verdict.RETRY and not self.transactional:
+            self._warn("delivery_failed_resending", output, error)
+            self._retry.append(output)
+        elif verdict is Verdict.REJECTED and not is_dead_letter:
+            self._dead_letter_refused(output, source, error)
+        elif verdict is Verdict.REJECTED and error.code() in TOO_LARGE and output.key is not None:
+            log.warning("dead_letter_sent_without_key", source=output.source, key_bytes=len(output.key))
+            self.send(dataclasses.replace(output, key=None))  # the letter is cut to fit; its message key is not
+        else:
+            raise self._failed_for_good(output, error)
+
+    def _review_copy_failed(self, output: Output, error: KafkaError) -> None:
+        """A review copy is a side output no offset waits on: dropped, unless the producer itself failed."""
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            raise self._failed_for_good(output, error)
+        self._warn("review_copy_dropped", output, error)
+
+    def _dead_letter_refused(self, output: Output, source: SourceRef, error: KafkaError) -> None:
+        """Dead-letter the input of a categorized output that can never be written.
+
+        The letter carries no original value: the input was valid and is still at its source
+        coordinates; its reason is not a decoder reason, so `replay-dead-letters` never sends it back.
+        """
+        reason = "output-too-large" if error.code() in TOO_LARGE else "output-rejected"
+        message = (f"the {output.topic} output for this input was refused ({error.name()}: {error.str()}): key "
+                   f"{len(output.key or b'')} bytes, value {len(output.value)} bytes; the input is not carried "
+                   "here, it is at source_topic/source_partition/source_offset")
+        value, headers = self._dead_letter_encoder().dead_letter(DeadLetter(source, output.key, None, reason, message))
+        log.error("output_dead_lettered", topic=output.topic, reason=reason, code=error.name(),
+                  source=source, value_bytes=len(output.value))
+        key = output.key[:KEPT_KEY_BYTES] if output.key is not None else None  # as in the letter
+        self.send(Output(self._settings.worker_dlq_topic, key, value, headers, source))
+        if self._on_dead_lettered is not None:
+            self._on_dead_lettered(reason)
+
+    def _dead_letter_encoder(self) -> EventEncoder:
+        if self._encoder is None:
+            s = self._settings
+            self._encoder = EventEncoder(make_codec(s), s.worker_output_topic, s.worker_dlq_topic,
+                                         s.worker_review_topic)
+        return self._encoder
+
+    def _failed_for_good(self, output: Output, error: KafkaError) -> OutputFailed:
+        what = "dead letter" if output.topic == self._settings.worker_dlq_topic else "output"
+        log.error("output_failed", topic=output.topic, what=what, code=error.name(), reason=error.str(),
+                  source=output.source, fatal=error.fatal())
+        if self.transactional:  # its input's offset is in the open transaction: commit none of it
+            self._abort()
+        return OutputFailed(
+            f"a {what} to {output.topic} for input {output.source} cannot be written: {error.name()}: {error.str()}. "
+            "The worker stops with that input uncommitted; it is read again after a restart once the cause "
+            "(ACLs, topic settings such as max.message.bytes, broker health) is mended.")
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(30)
+        except KafkaException as error:
+            log.error("abort_failed", reason=str(error))
+
+    def _warn(self, event: str, output: Output, error: KafkaError) -> None:
+        held = self._log.allow(f"{event}:{error.name()}")
+        if held is not None:
+            log.warning(event, topic=output.topic, code=error.name(), reason=error.str(), held_back=held)
 
     # --- exactly-once ----------------------------------------------------------------------
     def begin(self) -> None:

@@ -1,6 +1,8 @@
 """Every kind of bad input, through a real worker: each lands in the dead-letter topic with its reason,
 original bytes and source coordinates, and the worker goes on (good events sent after them are
 categorized). A 10 MB description is not an error: it is cut to the text budget and categorized.
+Inputs too large for their outputs (a 2 MB undecodable message, a huge video id) are dead-lettered within
+the producer's message size limit instead of stopping the worker.
 
 The decoder's own unit tests (tests/unit/test_decode.py, incl. the hypothesis property test) cover the
 same kinds without a broker; here the point is the whole path: decode -> DLQ produce -> commit.
@@ -9,6 +11,7 @@ same kinds without a broker; here the point is the whole path: decode -> DLQ pro
 from __future__ import annotations
 
 import io
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -18,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
+from structlog.testing import capture_logs
 
 from tests.integration.worker_harness import (
     committed_and_end_offsets,
@@ -26,8 +30,10 @@ from tests.integration.worker_harness import (
     running_worker,
 )
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema
+from worker.encode import DEAD_LETTER_MAX_BYTES, KEPT_KEY_BYTES, REVIEW_TEXT_MAX_CHARS
+from worker.readback import read_records
 from worker.sample import produce_uploads, sample_uploads, upload_record
-from worker.settings import Settings
+from worker.settings import DeliveryMode, Settings
 from worker.topics import ensure_topics, worker_topics
 
 pytestmark = pytest.mark.integration
@@ -113,6 +119,56 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_worker_goes_on(
             settings.worker_input_topic, 0, offset), kind
         assert letter["error_message"], kind
     assert {o["video_id"] for o in outputs} == {before.video_id, huge.video_id} | {u.video_id for u in after}
+
+
+@pytest.mark.parametrize("delivery", [DeliveryMode.AT_LEAST_ONCE, DeliveryMode.EXACTLY_ONCE])
+def test_inputs_too_large_for_their_outputs_are_dead_lettered_and_the_worker_goes_on(
+    make_settings: Callable[..., Settings], unique_name: str, delivery: DeliveryMode,
+) -> None:
+    """The worker's producer refuses messages over 1,000,000 bytes (librdkafka's message.max.bytes). Before the
+    fix the first of these inputs raised MSG_SIZE_TOO_LARGE out of the loop: the worker died on it after every
+    restart. Now: a capped dead letter, an `output-too-large` letter for the huge video id (its output and
+    review copy cannot be written), a review copy with its description cut, and every offset committed."""
+    settings = make_settings(worker_review_topic=f"{unique_name}-review", worker_review_sample_rate=1.0,
+                             worker_delivery=delivery)
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    garbage = os.urandom(2 * 1024 * 1024)
+    long_text = sample_uploads(1, "long-text")[0]
+    producer = Producer({**settings.kafka_common(), "message.max.bytes": 2 * TEN_MB})
+    producer.produce(settings.worker_input_topic, garbage, b"garbage")
+    for record in (upload_record(sample_uploads(1, "huge-id")[0]) | {"video_id": "v" * 600_000},
+                   upload_record(long_text) | {"description": "palabra " * (2 * 1024 * 1024 // 8)}):
+        value, headers = CODEC.dumps(record, SCHEMA, settings.worker_input_topic)
+        producer.produce(settings.worker_input_topic, value, record["video_id"].encode(), headers=headers)
+    assert producer.flush(30) == 0
+    after = sample_uploads(2, "after")
+    produce_uploads(settings, after, producer)
+
+    with capture_logs() as logs, running_worker(settings):
+        letters = read_dead_letters(settings, expected=2)
+        outputs = read_outputs(settings, expected=3)
+        copies = list(read_records(settings, settings.worker_review_topic, "ReviewRequest", idle_timeout_s=60,
+                                   until=lambda r: len({c["video_id"] for c in r}) >= 3))
+        deadline = time.monotonic() + 60
+        while committed_and_end_offsets(settings, 1)[0] != [5]:
+            assert time.monotonic() < deadline, "offsets not committed past the oversized inputs"
+            time.sleep(0.5)
+
+    undecodable, too_large = sorted(letters, key=lambda d: d["source_offset"])
+    assert (undecodable["source_offset"], undecodable["original_key"]) == (0, b"garbage")
+    assert undecodable["error_type"] in {"avro-decode", "invalid-utf8"}  # random bytes: either, by chance
+    kept = undecodable["original_value"]
+    assert garbage.startswith(kept) and DEAD_LETTER_MAX_BYTES - 4096 < len(kept) < DEAD_LETTER_MAX_BYTES
+    assert f"original_value {len(kept)} of {len(garbage)} bytes kept" in undecodable["error_message"]
+    assert (too_large["source_offset"], too_large["error_type"], too_large["original_value"]) == (
+        1, "output-too-large", None)
+    assert too_large["original_key"] == b"v" * KEPT_KEY_BYTES and "MSG_SIZE_TOO_LARGE" in too_large["error_message"]
+    assert {o["video_id"] for o in outputs} == {long_text.video_id} | {u.video_id for u in after}
+    copy = next(c for c in copies if c["video_id"] == long_text.video_id)
+    assert copy["description"].startswith("palabra ") and len(copy["description"]) <= REVIEW_TEXT_MAX_CHARS
+    assert "v" * 600_000 not in {c["video_id"] for c in copies}
+    events = [e["event"] for e in logs]
+    assert events.count("output_dead_lettered") == 1 and events.count("review_copy_dropped") == 1
 
 
 # --- Schema Registry framing ---------------------------------------------------------------------

@@ -1,0 +1,298 @@
+"""The Outbox's handling of failed outputs (worker/produce.py).
+
+Refusals by `produce()` itself (librdkafka's message.max.bytes check) use a real confluent_kafka
+Producer: the check is local, so no broker is needed. Failures that only a broker reports (a too-large
+or invalid record, a missing ACL) cannot be provoked on the test broker (Tansu takes a 10 MB message and
+has no ACLs), so those tests use `FakeProducer`, a stand-in at the Outbox's producer seam that reports
+each message's delivery with the error a test scripts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fastavro
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from structlog.testing import capture_logs
+
+from worker.avro import PlainAvroCodec, load_schema
+from worker.decode import Decoder
+from worker.encode import DEAD_LETTER_MAX_BYTES, EventEncoder
+from worker.produce import LogLimiter, Outbox, Output, OutputFailed, Verdict, classify, producer_config
+from worker.records import SourceRef
+from worker.settings import DeliveryMode, Settings
+
+OUT, DLQ, REVIEW = "out", "dlq", "review"
+SOURCE = SourceRef("in", 0, 7)
+BIG = 2_000_000  # over librdkafka's default message.max.bytes (1,000,000)
+E = KafkaError
+
+
+class FakeProducer:
+    """The Producer calls the Outbox makes. `produce` raises what `refuse` scripts for the topic; each
+    message produced is reported on the next poll/flush with the next error scripted for its topic in
+    `errors` (nothing left: acknowledged)."""
+
+    def __init__(self, errors: dict[str, list[KafkaError]] | None = None,
+                 refuse: dict[str, KafkaError] | None = None) -> None:
+        self.errors = errors or {}
+        self.refuse = refuse or {}
+        self.produced: list[tuple[str, bytes | None, bytes]] = []
+        self.aborted = 0
+        self._pending: list[tuple[str, Callable[[KafkaError | None, Any], None]]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
+        if topic in self.refuse:
+            raise KafkaException(self.refuse[topic])
+        self.produced.append((topic, key, value))
+        self._pending.append((topic, on_delivery))
+
+    def poll(self, _timeout: float = 0.0) -> int:
+        pending, self._pending = self._pending, []
+        for topic, on_delivery in pending:
+            scripted = self.errors.get(topic)
+            on_delivery(scripted.pop(0) if scripted else None, None)
+        return len(pending)
+
+    def flush(self, _timeout: float = 0.0) -> int:
+        self.poll()
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def init_transactions(self, _timeout: float) -> None:
+        pass
+
+    def abort_transaction(self, _timeout: float) -> None:
+        self.aborted += 1
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _key, _value in self.produced]
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"kafka_bootstrap_servers": "127.0.0.1:1", "worker_output_topic": OUT,
+                              "worker_dlq_topic": DLQ, "worker_review_topic": REVIEW}
+    return Settings(**(values | overrides))
+
+
+def outbox(producer: Any, acked: list[SourceRef], **overrides: Any) -> Outbox:
+    return Outbox(settings(**overrides), on_acked=acked.append, producer=producer)
+
+
+def categorized(value: bytes = b"v", key: bytes | None = b"video-1") -> Output:
+    return Output(OUT, key, value, [], SOURCE)
+
+
+def read_letter(value: bytes) -> dict[str, Any]:
+    schema = load_schema("DeadLetter").parsed
+    return fastavro.schemaless_reader(io.BytesIO(value), schema, schema)
+
+
+# --- classify -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("code", "verdict"), [
+    *[(c, Verdict.RETRY) for c in (E._MSG_TIMED_OUT, E._TRANSPORT, E.NOT_ENOUGH_REPLICAS, E.UNKNOWN_TOPIC_OR_PART)],
+    *[(c, Verdict.REJECTED) for c in (E.MSG_SIZE_TOO_LARGE, E.RECORD_LIST_TOO_LARGE, E.INVALID_RECORD)],
+    *[(c, Verdict.FATAL) for c in (E.TOPIC_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED, E.INVALID_CONFIG)],
+])
+def test_classify_by_code(code: int, verdict: Verdict) -> None:
+    assert classify(KafkaError(code)) is verdict
+
+
+def test_classify_by_flags() -> None:
+    assert classify(KafkaError(E.CONCURRENT_TRANSACTIONS, retriable=True)) is Verdict.RETRY
+    assert classify(KafkaError(E._FATAL, fatal=True)) is Verdict.FATAL
+    assert classify(KafkaError(E.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)) is Verdict.FATAL
+
+
+def test_log_limiter_allows_one_line_per_key_per_interval_and_counts_the_rest() -> None:
+    now = [0.0]
+    limiter = LogLimiter(30.0, clock=lambda: now[0])
+    assert [limiter.allow("a"), limiter.allow("a"), limiter.allow("b"), limiter.allow("a")] == [0, None, 0, None]
+    now[0] = 30.0
+    assert limiter.allow("a") == 2
+
+
+# --- refused by produce() at once (real librdkafka check) ------------------------------------------
+
+class RecordingProducer(Producer):
+    """A real producer that remembers what it accepted (its length also counts librdkafka's own requests)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.accepted: list[tuple[str, bytes | None, bytes]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, **kwargs: Any) -> None:
+        super().produce(topic, value, key, **kwargs)
+        self.accepted.append((topic, key, value))
+
+
+@pytest.fixture()
+def real_producer() -> Iterator[RecordingProducer]:
+    producer = RecordingProducer(producer_config(settings()) | {"log_level": 0})  # quiet: no broker there
+    yield producer
+    producer.purge()  # nothing can be delivered to 127.0.0.1:1
+    producer.flush(0)
+
+
+def test_an_undecodable_2_mb_input_becomes_a_dead_letter_that_fits(real_producer: RecordingProducer) -> None:
+    """The reviewer's reproduction (big_dlq.py): this raised KafkaException(MSG_SIZE_TOO_LARGE) from send."""
+    original = os.urandom(BIG)
+    letter = Decoder(PlainAvroCodec(), 1024).decode(b"k", original, [], SOURCE)
+    value, headers = EventEncoder(PlainAvroCodec(), OUT, DLQ).dead_letter(letter)  # type: ignore[arg-type]
+    box = outbox(real_producer, [])
+    box.send(Output(DLQ, b"k", value, headers, SOURCE))
+    assert [(t, k, v) for t, k, v in real_producer.accepted] == [(DLQ, b"k", value)]
+    assert len(value) <= DEAD_LETTER_MAX_BYTES
+    record = read_letter(value)
+    assert original.startswith(record["original_value"]) and len(record["original_value"]) > 800_000
+    assert f"of {BIG} bytes kept" in record["error_message"]
+
+
+def test_a_categorized_output_too_large_to_produce_dead_letters_its_input(real_producer: RecordingProducer) -> None:
+    dead_lettered: list[str] = []
+    box = Outbox(settings(), on_acked=[].append, producer=real_producer, on_dead_lettered=dead_lettered.append)
+    with capture_logs() as logs:
+        box.send(categorized(b"x" * BIG))
+    assert [topic for topic, _key, _value in real_producer.accepted] == [DLQ]
+    assert dead_lettered == ["output-too-large"]
+    assert [e["event"] for e in logs] == ["output_dead_lettered"]
+
+
+def test_a_dead_letter_too_large_even_without_its_key_stops_the_worker_with_a_clear_error(
+    real_producer: RecordingProducer,
+) -> None:
+    box = outbox(real_producer, [])
+    with capture_logs() as logs, pytest.raises(OutputFailed, match="MSG_SIZE_TOO_LARGE.*uncommitted"):
+        box.send(Output(DLQ, b"k" * BIG, b"v" * BIG, [], SOURCE))
+    assert [e["event"] for e in logs] == ["dead_letter_sent_without_key", "output_failed"]
+
+
+def test_an_oversized_review_copy_is_dropped_with_a_log_line(real_producer: RecordingProducer) -> None:
+    box = outbox(real_producer, [])
+    with capture_logs() as logs:
+        box.send(Output(REVIEW, b"k", b"x" * BIG, [], None))
+    assert real_producer.accepted == []
+    assert [(e["event"], e["code"]) for e in logs] == [("review_copy_dropped", "MSG_SIZE_TOO_LARGE")]
+
+
+# --- reported by the broker (delivery reports) -------------------------------------------------------
+
+def test_a_transient_failure_is_sent_again_with_one_log_line_per_interval() -> None:
+    producer = FakeProducer({OUT: [KafkaError(KafkaError._MSG_TIMED_OUT)] * 3})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked)
+    box.send(categorized())
+    with capture_logs() as logs:
+        assert box.flush(5) == 0
+    assert producer.topics() == [OUT] * 4 and acked == [SOURCE]
+    assert [e["event"] for e in logs] == ["delivery_failed_resending"]
+
+
+@pytest.mark.parametrize(("code", "reason"), [(E.MSG_SIZE_TOO_LARGE, "output-too-large"),
+                                              (E.INVALID_RECORD, "output-rejected")])
+def test_a_categorized_output_the_broker_refuses_dead_letters_its_input(code: int, reason: str) -> None:
+    producer = FakeProducer({OUT: [KafkaError(code)]})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked)
+    box.send(categorized(b"x" * 5000))
+    assert box.flush(5) == 0
+    assert producer.topics() == [OUT, DLQ] and acked == [SOURCE]
+    topic, key, value = producer.produced[1]
+    letter = read_letter(value)
+    assert (key, letter["original_key"], letter["original_value"]) == (b"video-1", b"video-1", None)
+    assert letter["error_type"] == reason
+    assert (letter["source_topic"], letter["source_partition"], letter["source_offset"]) == ("in", 0, 7)
+    assert KafkaError(code).name() in letter["error_message"] and "5000 bytes" in letter["error_message"]
+
+
+def test_a_topic_wide_failure_stops_the_worker_once_without_acknowledging_the_input() -> None:
+    producer = FakeProducer({OUT: [KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)]})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked)
+    box.send(categorized())
+    with pytest.raises(OutputFailed, match="TOPIC_AUTHORIZATION_FAILED"):
+        box.poll()
+    box.poll()  # raised once: the worker's drain can still flush and commit what was acknowledged
+    assert producer.topics() == [OUT] and acked == []
+
+
+@pytest.mark.parametrize("code", [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.TOPIC_AUTHORIZATION_FAILED])
+def test_a_dead_letter_that_cannot_be_written_stops_the_worker(code: int) -> None:
+    producer = FakeProducer({DLQ: [KafkaError(code)] * 2})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked)
+    box.send(Output(DLQ, None, b"letter", [], SOURCE))
+    with pytest.raises(OutputFailed, match="dead letter"):
+        box.flush(5)
+    assert acked == []
+
+
+def test_a_dead_letter_the_broker_refuses_as_too_large_is_sent_again_without_its_key() -> None:
+    producer = FakeProducer({DLQ: [KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)]})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked)
+    box.send(Output(DLQ, b"k" * 100_000, b"letter", [], SOURCE))
+    assert box.flush(5) == 0
+    assert [(t, k is None) for t, k, _v in producer.produced] == [(DLQ, False), (DLQ, True)] and acked == [SOURCE]
+
+
+def test_a_dead_letter_that_failed_transiently_is_sent_again() -> None:
+    producer = FakeProducer({DLQ: [KafkaError(KafkaError._MSG_TIMED_OUT)]})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked)
+    box.send(Output(DLQ, None, b"letter", [], SOURCE))
+    assert box.flush(5) == 0 and producer.topics() == [DLQ, DLQ] and acked == [SOURCE]
+
+
+def test_review_copy_failures_are_logged_not_resent() -> None:
+    producer = FakeProducer({REVIEW: [KafkaError(KafkaError._MSG_TIMED_OUT), KafkaError(KafkaError.INVALID_RECORD)]})
+    box = outbox(producer, [])
+    with capture_logs() as logs:
+        box.send(Output(REVIEW, b"a", b"copy", [], None))
+        box.send(Output(REVIEW, b"b", b"copy", [], None))
+        assert box.flush(5) == 0
+    assert producer.topics() == [REVIEW, REVIEW]
+    assert [(e["event"], e["code"]) for e in logs] == [("review_copy_dropped", "_MSG_TIMED_OUT"),
+                                                      ("review_copy_dropped", "INVALID_RECORD")]
+
+
+def test_a_fatal_producer_error_on_a_review_copy_stops_the_worker() -> None:
+    producer = FakeProducer({REVIEW: [KafkaError(KafkaError._FATAL, fatal=True)]})
+    box = outbox(producer, [])
+    box.send(Output(REVIEW, b"a", b"copy", [], None))
+    with pytest.raises(OutputFailed):
+        box.flush(5)
+
+
+# --- exactly-once -------------------------------------------------------------------------------------
+
+def test_exactly_once_leaves_acknowledging_to_the_loop() -> None:
+    """The loop counts a sent output as done; a second count from the delivery report kept one offset per
+    message in the tracker's `done` set for good."""
+    acked: list[SourceRef] = []
+    box = outbox(FakeProducer(), acked, worker_delivery=DeliveryMode.EXACTLY_ONCE)
+    box.send(categorized())
+    assert box.flush(5) == 0 and acked == []
+
+
+def test_exactly_once_aborts_the_transaction_before_stopping() -> None:
+    producer = FakeProducer(refuse={OUT: KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)})
+    box = outbox(producer, [], worker_delivery=DeliveryMode.EXACTLY_ONCE)
+    with pytest.raises(OutputFailed):
+        box.send(categorized())
+    assert producer.aborted == 1
+
+
+def test_exactly_once_dead_letters_an_output_refused_at_once_inside_the_transaction() -> None:
+    producer = FakeProducer(refuse={OUT: KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)})
+    acked: list[SourceRef] = []
+    box = outbox(producer, acked, worker_delivery=DeliveryMode.EXACTLY_ONCE)
+    box.send(categorized(b"x" * BIG))
+    assert box.flush(5) == 0 and producer.topics() == [DLQ] and producer.aborted == 0 and acked == []
