@@ -7,8 +7,11 @@
   `schemas/history/<Name>.*.avsc`, so producers can upgrade after workers (schema evolution by
   Avro resolution: added fields need defaults).
 - Schema Registry (when `SCHEMA_REGISTRY_URL` is set): Confluent framing (magic byte, 4-byte
-  schema id, binary), written through confluent-kafka's serializer, read with the writer schema
-  the registry gives for the id (cached), resolved to ours like plain Avro.
+  schema id, binary). Written with the id the registry gives our schema under the topic's subject
+  (`<topic>-value`, registered on first use, then cached), read with the writer schema the registry
+  gives for the id (cached), resolved to ours like plain Avro. A registry that cannot answer raises
+  `RegistryUnavailable` on both sides; the worker resolves the ids of everything it writes before it
+  consumes (`output_schemas`, `Codec.prepare`), so writing never waits on the registry afterwards.
 """
 
 from __future__ import annotations
@@ -35,8 +38,13 @@ class UnknownWriterSchema(ValueError):
 
 
 class RegistryUnavailable(RuntimeError):
-    """The schema registry could not say what a schema id is (unreachable, 5xx, refused): not the message's
+    """The schema registry could not answer (unreachable, 5xx, credentials refused): not the message's
     fault, so the message is retried later, never dead-lettered."""
+
+
+# Registry answers about our own schema that no retry mends (incompatible with the subject, invalid): a
+# deployment error, raised as is.
+SCHEMA_REFUSED_STATUSES = frozenset({409, 422})
 
 
 @dataclass(frozen=True)
@@ -76,12 +84,18 @@ def read_whole(payload: bytes, writer: Any, reader: AvroSchema) -> dict[str, Any
 
 
 class Codec(Protocol):
+    def prepare(self, schema: AvroSchema, topic: str) -> None:
+        """Make `dumps` of `schema` to `topic` independent of remote services (RegistryUnavailable if it cannot)."""
+
     def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]: ...
 
     def loads(self, value: bytes, headers: Headers | None, schema: AvroSchema, topic: str) -> dict[str, Any]: ...
 
 
 class PlainAvroCodec:
+    def prepare(self, schema: AvroSchema, topic: str) -> None:
+        """Nothing to resolve: the fingerprint travels in a header."""
+
     def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]:
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, schema.parsed, record)
@@ -99,7 +113,8 @@ class PlainAvroCodec:
 
 
 class RegistryCodec:
-    """Confluent Schema Registry framing; serializers are created per schema on first use."""
+    """Confluent Schema Registry framing, written and read by hand around the registry client's calls, so that
+    a registry failure (RegistryUnavailable) is told apart from everything else."""
 
     def __init__(self, url: str, basic_auth: str = "") -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -108,17 +123,38 @@ class RegistryCodec:
         if basic_auth:
             conf["basic.auth.user.info"] = basic_auth
         self._client = SchemaRegistryClient.new_client(conf)  # `mock://` URLs give the in-memory test registry
-        self._serializers: dict[str, Any] = {}
+        self._ids: dict[tuple[str, str], int] = {}  # (schema name, subject) -> the id our schema has there
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
 
-    def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]:
-        from confluent_kafka.schema_registry.avro import AvroSerializer
-        from confluent_kafka.serialization import MessageField, SerializationContext
+    def prepare(self, schema: AvroSchema, topic: str) -> None:
+        """Register `schema` under the topic's subject now (once): `dumps` then never asks the registry."""
+        self._schema_id(schema, topic)
 
-        if schema.name not in self._serializers:
-            self._serializers[schema.name] = AvroSerializer(self._client, schema.text)
-        ctx = SerializationContext(topic, MessageField.VALUE)
-        return self._serializers[schema.name](dict(record), ctx), []
+    def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]:
+        """Magic byte 0, the big-endian schema id, the Avro binary: what confluent's AvroSerializer writes."""
+        buf = io.BytesIO()
+        buf.write(b"\x00" + self._schema_id(schema, topic).to_bytes(4, "big"))
+        fastavro.schemaless_writer(buf, schema.parsed, dict(record))
+        return buf.getvalue(), []
+
+    def _schema_id(self, schema: AvroSchema, topic: str) -> int:
+        from confluent_kafka.schema_registry import Schema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        subject = f"{topic}-value"  # confluent's default TopicNameStrategy
+        if (schema.name, subject) not in self._ids:
+            try:
+                # the text as confluent's AvroSerializer registered it, so that the id stays the same
+                schema_id = self._client.register_schema(subject, Schema(schema.text.strip(), "AVRO"))
+            except SchemaRegistryError as error:
+                if error.http_status_code in SCHEMA_REFUSED_STATUSES:
+                    raise
+                raise RegistryUnavailable(f"schema registry, registering {subject}: {error}") from error
+            except Exception as error:  # noqa: BLE001 - transport errors of the registry's HTTP client
+                raise RegistryUnavailable(
+                    f"schema registry, registering {subject}: {type(error).__name__}: {error}") from error
+            self._ids[(schema.name, subject)] = schema_id
+        return self._ids[(schema.name, subject)]
 
     def loads(self, value: bytes, headers: Headers | None, schema: AvroSchema, topic: str) -> dict[str, Any]:
         """Confluent framing read by hand (magic byte 0, big-endian schema id, Avro binary), resolved to `schema`.
@@ -146,6 +182,15 @@ class RegistryCodec:
                 raise UnknownWriterSchema(f"schema id {schema_id} is a {registered.schema_type} schema, not Avro")
             self._writers[schema_id] = parse_schema(json.loads(registered.schema_str))
         return self._writers[schema_id]
+
+
+def output_schemas(settings: Settings) -> list[tuple[AvroSchema, str]]:
+    """Every schema the worker writes, with the topic it writes it to (as `worker.encode.EventEncoder` does)."""
+    outputs = [(load_schema("VideoCategorized"), settings.worker_output_topic),
+               (load_schema("DeadLetter"), settings.worker_dlq_topic)]
+    if settings.worker_review_topic:
+        outputs.append((load_schema("ReviewRequest"), settings.worker_review_topic))
+    return outputs
 
 
 def make_codec(settings: Settings) -> Codec:

@@ -1,15 +1,24 @@
-"""Commit: track which consumed offsets are done, and what may be committed.
+"""Commit: track which consumed offsets are done, what may be committed, and when to commit it.
 
 An offset is done once its output (a categorized event or a dead letter) is acknowledged
 by the broker. Outputs can be acknowledged out of order, so a partition's commit position
-is the first offset that is not yet done: never past a gap. Pure logic, no Kafka calls.
+is the first offset that is not yet done: never past a gap. No Kafka calls here: `Committer`
+hands positions to the consumer (`consume.Inbox.commit`).
+
+A position counts as committed only once the broker confirmed it (`mark_committed`, from the
+consumer's commit callback or a committed transaction): a failed commit leaves it uncommitted, so
+the next interval sends it again, and a revoke or shutdown commits every position (`positions`).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
+
+import structlog
 
 TopicPartition = tuple[str, int]
+log = structlog.get_logger(__name__)
 
 
 class OffsetTracker:
@@ -38,13 +47,57 @@ class OffsetTracker:
         return sum(len(p) for p in self._pending.values())
 
     def uncommitted(self) -> dict[TopicPartition, int]:
-        """Positions that moved since the last `mark_committed`."""
+        """Positions the broker has not confirmed yet."""
         return {tp: pos for tp, pos in self._position.items() if self._committed.get(tp) != pos}
 
+    def positions(self) -> dict[TopicPartition, int]:
+        """Every partition's commit position, confirmed or not."""
+        return dict(self._position)
+
     def mark_committed(self, positions: dict[TopicPartition, int]) -> None:
-        self._committed.update(positions)
+        """The broker confirmed these positions. A late confirmation never moves one back, and one for a
+        partition no longer held (revoked meanwhile) is ignored."""
+        for tp, pos in positions.items():
+            if tp in self._pending:
+                self._committed[tp] = max(pos, self._committed.get(tp, pos))
 
     def forget(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             for table in (self._pending, self._done, self._position, self._committed):
                 table.pop(tp, None)
+
+
+class CommitTarget(Protocol):
+    def commit(self, positions: dict[TopicPartition, int], asynchronous: bool = True) -> None:
+        """Commit `positions`; confirmations go to `OffsetTracker.mark_committed`."""
+
+
+class Committer:
+    """At-least-once commits (exactly-once commits offsets in its transactions instead: `enabled` False).
+
+    Every `interval_s`, asynchronously, the positions the broker has not confirmed; on revoke and stop,
+    synchronously, every position, confirmed or not (a clean stop leaves nothing behind that was acknowledged).
+    """
+
+    def __init__(self, offsets: OffsetTracker, target: CommitTarget, interval_s: float, enabled: bool = True) -> None:
+        self._offsets = offsets
+        self._target = target
+        self._interval_s = interval_s
+        self._enabled = enabled
+        self._next = 0.0
+
+    def maybe_commit(self, now: float) -> None:
+        if now >= self._next:
+            self._next = now + self._interval_s
+            self.commit(asynchronous=True)
+
+    def commit(self, asynchronous: bool) -> None:
+        if not self._enabled:
+            return
+        positions = self._offsets.uncommitted() if asynchronous else self._offsets.positions()
+        if not positions:
+            return
+        try:
+            self._target.commit(positions, asynchronous=asynchronous)
+        except Exception as error:  # noqa: BLE001 - retried at the next interval
+            log.warning("commit_failed", error=str(error))

@@ -1,7 +1,12 @@
 """Consume: a thin typed wrapper around confluent_kafka.Consumer for the worker's group.
 
 Auto-commit and auto offset store are off: offsets are committed explicitly by the loop,
-only up to what `commit.OffsetTracker` says is done.
+only up to what `commit.OffsetTracker` says is done. What the broker confirms of a commit (the
+`on_commit` callback for asynchronous ones, the answer for synchronous ones) goes back to the loop
+through `on_committed`; a failed commit is logged and confirms nothing.
+
+`Inbox.poll` returns only messages of partitions still assigned: a message taken from `poll()` before
+`consume()` served a revoke belongs to the partition's next owner, which reads it again.
 
 `Inbox.close` leaves the group only once the coordinator describes it as Stable (see its docstring).
 """
@@ -14,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from worker.records import SourceRef
@@ -22,6 +27,7 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+CommittedCallback = Callable[[dict[tuple[str, int], int]], None]
 # How long a stopping member keeps serving the group, waiting for it to be Stable. A round
 # ends only when every member has rejoined: with a killed member awaiting its session timeout and
 # restarted replicas joining after their model load (10-20 s on a busy node), the chaos test saw
@@ -67,10 +73,13 @@ def source_of(message: Message) -> SourceRef:
 
 class Inbox:
     def __init__(
-        self, settings: Settings, on_assign: PartitionsCallback, on_revoke: PartitionsCallback
+        self, settings: Settings, on_assign: PartitionsCallback, on_revoke: PartitionsCallback,
+        on_committed: CommittedCallback | None = None,
     ) -> None:
         self._brokers_up = True
-        self._consumer = Consumer({**consumer_config(settings), "stats_cb": self._stats, "error_cb": self._error})
+        self._on_committed = on_committed
+        self._consumer = Consumer({**consumer_config(settings), "stats_cb": self._stats, "error_cb": self._error,
+                                   "on_commit": self._committed})
         self._topic = settings.worker_input_topic
         self._group_id = settings.worker_group_id
         self._admin_config = settings.kafka_common()
@@ -118,16 +127,27 @@ class Inbox:
             self._held.pop(tp, None)
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
-        """Messages without errors; transient errors (broker down, ...) are logged at most every 30 s."""
+        """Messages without errors of partitions still assigned; transient errors (broker down, ...) are
+        logged at most every 30 s."""
         messages = fetch(self._consumer, max_messages, timeout_s)
         good = []
         for message in messages:
             error = message.error()
             if error is None:
-                good.append(message)
+                if self._owns(message):
+                    good.append(message)
             elif error.code() != KafkaError._PARTITION_EOF:
                 self._log_error(error)
         return good
+
+    def _owns(self, message: Message) -> bool:
+        """False for a message of a partition revoked since it was fetched (by `fetch`'s `consume()`, which
+        serves rebalance callbacks): neither processed nor committed here, its partition's new owner reads it."""
+        if (message.topic(), message.partition()) in self.assignment:
+            return True
+        log.info("revoked_partition_message_dropped", topic=message.topic(), partition=message.partition(),
+                 offset=message.offset())
+        return False
 
     def _log_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -142,9 +162,30 @@ class Inbox:
             log.warning(event, **fields)
 
     def commit(self, positions: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+        """Commit `positions`; what the broker confirms goes to `on_committed` (asynchronous: from a later poll)."""
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        if not offsets:
+            return
+        if asynchronous:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+            return
+        try:
+            answered = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            self._committed(error.args[0], offsets)
+            return
+        self._committed(None, answered or [])
+
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """A commit's result (librdkafka's `on_commit` callback for asynchronous ones)."""
+        confirmed = {(p.topic, p.partition): p.offset for p in partitions if error is None and p.error is None}
+        if len(confirmed) < len(partitions):
+            failed = {f"{p.topic}[{p.partition}]": p.offset for p in partitions
+                      if (p.topic, p.partition) not in confirmed}
+            reasons = sorted({e.str() for e in (error, *(p.error for p in partitions)) if e is not None})
+            self._warn("commit_failed", partitions=failed, reason="; ".join(reasons))
+        if confirmed and self._on_committed is not None:
+            self._on_committed(confirmed)
 
     def pause(self) -> None:
         self.paused = True

@@ -9,13 +9,14 @@ whole, in order, and an offset is committed only once its output is acknowledged
 
 At-least-once (default): an input's offset becomes committable when the broker acknowledges
 its output (categorized event or dead letter); offsets are committed every
-`WORKER_COMMIT_INTERVAL_MS`, and synchronously on revoke and shutdown.
+`WORKER_COMMIT_INTERVAL_MS` until the broker confirms them, and all synchronously on revoke and shutdown.
 Exactly-once: outputs and offsets go in one Kafka transaction per step.
 Backpressure: past `WORKER_MAX_IN_FLIGHT` unacknowledged inputs the partitions are paused.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -24,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 from confluent_kafka import Message
 
-from worker.avro import RegistryUnavailable, make_codec
+from worker.avro import RegistryUnavailable, make_codec, output_schemas
 from worker.batch import Batcher
 from worker.cache import EmbeddingCache
 from worker.categorize import BatchOutcome, StartedBatch, label_batch, start_batch
-from worker.commit import OffsetTracker, TopicPartition
+from worker.commit import Committer, OffsetTracker, TopicPartition
 from worker.consume import Inbox, source_of
 from worker.decode import Decoder
 from worker.encode import EventEncoder
@@ -57,7 +58,7 @@ class Worker:
         self._cache = cache
         self.metrics = metrics
         self.health = health
-        codec = make_codec(settings)
+        self._codec = codec = make_codec(settings)
         # a hot swap never changes the text recipe (rollout.check_same_text_recipe)
         self._decoder = Decoder(codec, settings.worker_text_max_chars or DEFAULT_MAX_CHARS, models.current.embed_views)
         self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic,
@@ -65,14 +66,18 @@ class Worker:
         self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,
                                 settings.worker_batch_max_wait_ms / 1000)
         self._offsets = OffsetTracker()
-        self._outbox = Outbox(settings, on_acked=self._acked)
-        self._inbox = Inbox(settings, on_assign=self._assigned, on_revoke=self._revoked)
+        self._outbox = Outbox(settings, on_acked=self._acked, encoder=self._events,
+                              on_dead_lettered=metrics.dead_lettered)
+        self._inbox = Inbox(settings, on_assign=self._assigned, on_revoke=self._revoked,
+                            on_committed=self._offsets.mark_committed)
         self._exactly_once = self._outbox.transactional
+        # offsets travel inside the transactions in exactly-once mode
+        self._committer = Committer(self._offsets, self._inbox, settings.worker_commit_interval_ms / 1000,
+                                    enabled=not self._exactly_once)
         self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._pending: StartedBatch | None = None  # the batch the encoder is working on
         self._in_transaction = False
         self._stop = threading.Event()
-        self._next_commit = 0.0
         self._next_lag = 0.0
 
     @property
@@ -93,12 +98,14 @@ class Worker:
         self._stop.set()
 
     def run(self) -> None:
-        self._inbox.subscribe()
         self.metrics.model_info(self._models.current.version, self._encoder.identity.short)
         self.health.set_model_loaded(True)
-        log.info("worker_started", topic=self._settings.worker_input_topic, group=self._settings.worker_group_id,
-                 model=self._models.current.version, delivery=self._settings.worker_delivery.value)
         try:
+            self._resolve_output_schemas()
+            if not self._stop.is_set():
+                self._inbox.subscribe()
+                log.info("worker_started", topic=self._settings.worker_input_topic, model=self._models.current.version,
+                         group=self._settings.worker_group_id, delivery=self._settings.worker_delivery.value)
             while not self._stop.is_set():
                 self.step()
         finally:
@@ -107,6 +114,23 @@ class Worker:
             self._outbox.close()
             self._encoding.shutdown()
             log.info("worker_stopped")
+
+    def _resolve_output_schemas(self) -> None:
+        """Before joining the group, the registry's ids for every schema the worker writes: writing then never
+        waits on the registry, so an input judged without it (a tombstone, unframed bytes) meets no outage on
+        its way out. Meanwhile no partition (not ready); asked again every REGISTRY_RETRY_S."""
+        for attempt in itertools.count():
+            try:
+                for schema, topic in output_schemas(self._settings):
+                    self._codec.prepare(schema, topic)
+                return
+            except RegistryUnavailable as error:
+                self.metrics.held_for_registry()
+                self.health.progressed()  # alive: waiting for the registry
+                if attempt % 6 == 0:  # every 30 s
+                    log.warning("output_schemas_unresolved", retry_in_s=REGISTRY_RETRY_S, reason=str(error))
+                if self._stop.wait(REGISTRY_RETRY_S):
+                    return
 
     def step(self) -> None:
         room = self._settings.worker_max_in_flight - self._offsets.in_flight()
@@ -127,7 +151,7 @@ class Worker:
         self._outbox.poll(0)
         self._flow_control()
         self._inbox.release_held()
-        self._maybe_commit(now)
+        self._committer.maybe_commit(now)
         self._maybe_swap_model(now)
         self._maybe_report_lag(now)
         self.health.progressed()
@@ -156,7 +180,7 @@ class Worker:
         left = self._outbox.flush()
         if left:
             log.error("outputs_unacknowledged_at_drain", count=left)
-        self._commit(asynchronous=False)
+        self._committer.commit(asynchronous=False)
 
     # --- partitions ---------------------------------------------------------------------------
     def _assigned(self, partitions: list[TopicPartition]) -> None:
@@ -251,24 +275,6 @@ class Worker:
         self._outbox.commit_with_offsets(positions, self._inbox.group_metadata())
         self._offsets.mark_committed(positions)
         self._in_transaction = False
-
-    def _commit(self, asynchronous: bool) -> None:
-        if self._exactly_once:
-            return  # offsets travel inside the transactions
-        positions = self._offsets.uncommitted()
-        if not positions:
-            return
-        try:
-            self._inbox.commit(positions, asynchronous=asynchronous)
-        except Exception as error:  # noqa: BLE001 - retried at the next interval
-            log.warning("commit_failed", error=str(error))
-            return
-        self._offsets.mark_committed(positions)
-
-    def _maybe_commit(self, now: float) -> None:
-        if now >= self._next_commit:
-            self._next_commit = now + self._settings.worker_commit_interval_ms / 1000
-            self._commit(asynchronous=True)
 
     def _flow_control(self) -> None:
         in_flight = self._offsets.in_flight()

@@ -1,7 +1,15 @@
+import contextlib
 import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fastavro
 import pytest
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.avro_history import history_schema
 from worker.avro import (
@@ -11,10 +19,12 @@ from worker.avro import (
     RegistryUnavailable,
     UnknownWriterSchema,
     load_schema,
+    output_schemas,
 )
-from worker.encode import categorized_record
-from worker.records import Categorized, CategoryScore, SourceRef
+from worker.encode import categorized_record, dead_letter_record
+from worker.records import Categorized, CategoryScore, DeadLetter, SourceRef
 from worker.sample import sample_uploads, upload_record
+from worker.settings import Settings
 
 SCHEMA = load_schema("VideoUploaded")
 
@@ -83,3 +93,71 @@ def test_registry_framing_round_trip_on_the_mock_registry() -> None:
     value, headers = codec.dumps(record, SCHEMA, "uploads")
     assert value[0] == 0 and headers == []  # magic byte, then the 4-byte schema id
     assert codec.loads(value, None, SCHEMA, "uploads")["title"] == record["title"]
+
+
+# --- writing with a registry: the ids of our schemas, resolved ahead (RegistryCodec.prepare) -------------
+
+class _FixedAnswer(BaseHTTPRequestHandler):
+    status = 503
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"error_code": self.status * 100 + 1, "message": "no"}).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextlib.contextmanager
+def registry_answering(status: int) -> Iterator[str]:
+    handler = type("Answer", (_FixedAnswer,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _dead_letter() -> dict[str, object]:
+    return dead_letter_record(DeadLetter(SourceRef("t", 0, 0), b"k", b"", "empty-message", "no value", ()))
+
+
+def test_writing_while_the_registry_cannot_be_reached_is_unavailable() -> None:
+    with pytest.raises(RegistryUnavailable):  # port 1: connection refused
+        RegistryCodec("http://127.0.0.1:1").dumps(_dead_letter(), load_schema("DeadLetter"), "dlq")
+
+
+def test_a_registry_refusing_our_credentials_is_unavailable_but_one_refusing_our_schema_is_not() -> None:
+    with registry_answering(401) as url, pytest.raises(RegistryUnavailable):
+        RegistryCodec(url).prepare(load_schema("DeadLetter"), "dlq")
+    with registry_answering(409) as url, pytest.raises(SchemaRegistryError) as refused:
+        RegistryCodec(url).prepare(load_schema("DeadLetter"), "dlq")  # incompatible: a deployment error
+    assert not isinstance(refused.value, RegistryUnavailable)
+
+
+def test_once_prepared_writing_asks_the_registry_nothing_and_matches_confluents_serializer() -> None:
+    codec = RegistryCodec("mock://test-avro-prepare")
+    schema, record = load_schema("DeadLetter"), _dead_letter()
+    codec.prepare(schema, "dlq")
+    codec._client = None  # type: ignore[assignment]  # any registry call now fails
+    value, headers = codec.dumps(record, schema, "dlq")
+    assert headers == [] and value[0] == 0
+    reference = RegistryCodec("mock://test-avro-reference")
+    serializer = AvroSerializer(reference._client, schema.text)  # what RegistryCodec used to write with
+    expected = serializer(dict(record), SerializationContext("dlq", MessageField.VALUE))
+    assert value == expected  # same framing, same id (the same schema text registered), same bytes
+
+
+def test_output_schemas_name_every_schema_the_worker_writes() -> None:
+    settings = Settings(worker_output_topic="out", worker_dlq_topic="dlq", worker_review_topic="")
+    assert [(s.name, t) for s, t in output_schemas(settings)] == [("VideoCategorized", "out"), ("DeadLetter", "dlq")]
+    with_review = settings.model_copy(update={"worker_review_topic": "review"})
+    assert ("ReviewRequest", "review") in [(s.name, t) for s, t in output_schemas(with_review)]
+    PlainAvroCodec().prepare(load_schema("DeadLetter"), "dlq")  # nothing to resolve without a registry

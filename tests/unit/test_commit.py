@@ -1,4 +1,4 @@
-from worker.commit import OffsetTracker
+from worker.commit import Committer, OffsetTracker
 
 TP = ("videos", 0)
 
@@ -38,3 +38,67 @@ def test_forget_drops_revoked_partition_and_late_acks_are_ignored() -> None:
     tracker.done(TP, 5)
     assert tracker.uncommitted() == {}
     assert tracker.in_flight() == 0
+
+
+# --- what counts as committed, and when it is sent (Committer) --------------------------------------------
+
+class RecordingTarget:
+    """Stands for `consume.Inbox`: records each commit; the broker's confirmation is the test's to give."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[tuple[str, int], int], bool]] = []
+
+    def commit(self, positions: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+        self.calls.append((dict(positions), asynchronous))
+
+
+def _done_up_to(tracker: OffsetTracker, tp: tuple[str, int], end: int) -> None:
+    for offset in range(end):
+        tracker.track(tp, offset)
+        tracker.done(tp, offset)
+
+
+def test_a_commit_the_broker_did_not_confirm_is_sent_again_at_the_next_interval() -> None:
+    tracker, target = OffsetTracker(), RecordingTarget()
+    committer = Committer(tracker, target, interval_s=1.0)
+    _done_up_to(tracker, TP, 5)
+    committer.maybe_commit(now=0.0)
+    committer.maybe_commit(now=0.5)  # not due
+    assert target.calls == [({TP: 5}, True)]
+    assert tracker.uncommitted() == {TP: 5}  # sent is not committed: no confirmation came back (it failed)
+    committer.maybe_commit(now=1.0)
+    assert target.calls[-1] == ({TP: 5}, True)
+    tracker.mark_committed({TP: 5})  # the broker confirmed it
+    committer.maybe_commit(now=2.0)
+    assert len(target.calls) == 2
+
+
+def test_the_drain_commit_sends_every_position_confirmed_or_not() -> None:
+    tracker, target = OffsetTracker(), RecordingTarget()
+    other = ("videos", 1)
+    _done_up_to(tracker, TP, 3)
+    _done_up_to(tracker, other, 2)
+    tracker.mark_committed({other: 2})
+    Committer(tracker, target, interval_s=1.0).commit(asynchronous=False)
+    assert target.calls == [({TP: 3, other: 2}, False)]
+
+
+def test_exactly_once_commits_nothing_here() -> None:
+    tracker, target = OffsetTracker(), RecordingTarget()
+    _done_up_to(tracker, TP, 3)
+    committer = Committer(tracker, target, interval_s=1.0, enabled=False)
+    committer.maybe_commit(now=0.0)
+    committer.commit(asynchronous=False)
+    assert target.calls == []
+
+
+def test_a_late_confirmation_never_moves_back_and_one_for_a_revoked_partition_is_ignored() -> None:
+    tracker = OffsetTracker()
+    _done_up_to(tracker, TP, 8)
+    tracker.mark_committed({TP: 8})
+    tracker.mark_committed({TP: 5})  # an older commit's answer, arriving last
+    assert tracker.uncommitted() == {}
+    tracker.forget([TP])
+    tracker.mark_committed({TP: 8})
+    _done_up_to(tracker, TP, 3)  # assigned again, read again from the start
+    assert tracker.uncommitted() == {TP: 3}

@@ -1,0 +1,143 @@
+"""A message of a partition revoked after it was fetched is not processed: its partition's new owner reads it.
+
+`consume.fetch` takes one message from `poll()`, then the rest from `consume()`, and `consume()` serves
+rebalance callbacks: the worker's revoke (drain, commit, forget) can run between the two, and the message
+already taken then belongs to a partition the worker no longer holds. Processing it anyway wrote an output
+for another member's partition, tracked and committed an offset there, and, once the partition came back,
+processed the message a second time.
+
+Real worker, Redis, model and Tansu; the rebalance is real too (a second member joins the group). Only its
+timing is arranged: the worker's consumer is wrapped so that the first message `poll()` returns is handed
+over once that member's join has made the worker's revoke pending, so the `consume()` right after serves it.
+The newcomer's client id sorts before the worker's (`rdkafka`), so the range assignor gives it the partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, ConsumerGroupState, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from tests.integration.worker_harness import committed_offsets, metric, read_outputs, read_to_end
+from worker.app import build_worker
+from worker.loop import Worker
+from worker.sample import produce_uploads, sample_uploads
+from worker.settings import Settings
+from worker.topics import ensure_topics, worker_topics
+
+pytestmark = pytest.mark.integration
+HEARTBEAT_S = 1.5  # the worker's heartbeat interval with the tests' 6 s session timeout
+
+
+class Newcomer:
+    """A bare member of the worker's group that polls in a thread, never processes and never commits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.assigned: list[list[int]] = []
+        self._consumer = Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id,
+                                   "client.id": "aaa-newcomer", "enable.auto.commit": False,
+                                   "session.timeout.ms": settings.kafka_session_timeout_ms})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="newcomer", daemon=True)
+
+    def join(self) -> None:
+        self._consumer.subscribe([self._settings.worker_input_topic], on_assign=self._on_assign)
+        self._thread.start()
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.append([p.partition for p in partitions])
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._consumer.poll(0.1)
+
+    def leave(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+def group_state(settings: Settings) -> ConsumerGroupState:
+    admin = AdminClient(settings.kafka_common())
+    future = admin.describe_consumer_groups([settings.worker_group_id], request_timeout=5)[settings.worker_group_id]
+    return future.result().state
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
+        time.sleep(0.2)
+
+
+class RevokeBeforeConsume:
+    """The worker's consumer, but the first message `poll()` returns is handed over only once `newcomer` has
+    joined and the worker's revoke is pending: `fetch`'s `consume()` serves it before the loop sees the message."""
+
+    def __init__(self, consumer: Consumer, settings: Settings, newcomer: Newcomer) -> None:
+        self._consumer = consumer
+        self._settings = settings
+        self._newcomer = newcomer
+        self.taken: Message | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    def poll(self, timeout: float) -> Message | None:
+        message = self._consumer.poll(timeout)
+        if self.taken is None and message is not None and message.error() is None:
+            self.taken = message
+            self._newcomer.join()
+            wait_for(lambda: group_state(self._settings) is not ConsumerGroupState.STABLE, 20, "a join round open")
+            time.sleep(2 * HEARTBEAT_S)  # the worker's next heartbeat answer: REBALANCE_IN_PROGRESS, revoke queued
+        return message
+
+
+@contextlib.contextmanager
+def running(worker: Worker) -> Iterator[None]:
+    thread = threading.Thread(target=worker.run, name="test-worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.request_stop()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "worker did not stop within 60 s"
+
+
+def test_a_message_of_a_partition_revoked_after_its_fetch_is_left_to_the_new_owner(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    uploads = sample_uploads(10, "revoked")
+    produce_uploads(settings, uploads)
+    newcomer = Newcomer(settings)
+
+    with build_worker(settings) as worker:
+        inbox = worker._inbox
+        spy = RevokeBeforeConsume(inbox._consumer, settings, newcomer)
+        inbox._consumer = spy  # type: ignore[assignment]
+        with running(worker):
+            try:
+                wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
+                assert spy.taken is not None and spy.taken.offset() == 0
+                time.sleep(2)  # an output of the taken message would have been written by now
+                assert metric(worker, "videocat_events_consumed_total") == 0, "the revoked message was processed"
+                assert read_to_end(settings, settings.worker_output_topic) == []
+                assert committed_offsets(settings, 1)[0] < 1, "the worker committed on a partition it did not hold"
+                wait_for(lambda: group_state(settings) is ConsumerGroupState.STABLE, 30, "the group stable")
+            finally:
+                newcomer.leave()  # the partition goes back to the worker, which reads the message again
+            read_outputs(settings, expected=len(uploads))
+            wait_for(lambda: committed_offsets(settings, 1) == [len(uploads)], 60, "every offset committed")
+
+    keys = sorted(m.key() for m in read_to_end(settings, settings.worker_output_topic))
+    assert keys == sorted(u.video_id.encode() for u in uploads)  # each exactly once: the taken message too
