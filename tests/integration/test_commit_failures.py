@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.integration.kafka_proxy import OFFSET_COMMIT, RefusingProxy, broker_behind_proxy
-from tests.integration.worker_harness import committed_and_end_offsets, committed_offsets, read_outputs, running_worker
+from tests.integration.worker_harness import (
+    committed_and_end_offsets,
+    committed_offsets,
+    read_outputs,
+    running_worker,
+    wait_for,
+)
 from worker.sample import produce_uploads, sample_uploads
 from worker.settings import Settings
 from worker.topics import ensure_topics, worker_topics
@@ -29,12 +35,6 @@ def proxied_broker() -> Iterator[tuple[str, RefusingProxy]]:
     with broker_behind_proxy() as (bootstrap, proxy):
         yield bootstrap, proxy
 
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.2)
 
 
 def test_a_refused_commit_is_sent_again_and_committed_once_the_broker_accepts(
@@ -51,12 +51,12 @@ def test_a_refused_commit_is_sent_again_and_committed_once_the_broker_accepts(
         with running_worker(settings):
             outputs = read_outputs(settings, expected=len(uploads))
             refused = proxy.refused
-            wait_until(lambda: proxy.refused > refused, 30, "a commit refused after every output was written")
+            wait_for(lambda: proxy.refused > refused, 30, "a commit refused after every output was written")
             time.sleep(5)  # the last position's periodic commit has been sent and has failed (~3 s with retries)
             assert committed_offsets(settings, 1)[0] < len(uploads), "the proxy let a commit through"
 
             proxy.refuse = None  # the coordinator answers again; the worker has nothing new to commit
-            wait_until(lambda: committed_offsets(settings, 1) == [len(uploads)], 30,
+            wait_for(lambda: committed_offsets(settings, 1) == [len(uploads)], 30,
                        "the refused position committed by the worker's next periodic commit")
     finally:
         proxy.refuse = None

@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +24,7 @@ from tests.integration.worker_harness import (
     read_outputs,
     read_to_end,
     running_worker,
+    wait_for,
 )
 from worker.avro import RegistryCodec, load_schema
 from worker.records import VideoUploaded
@@ -109,12 +109,6 @@ def produce_framed(settings: Settings, codec: RegistryCodec, uploads: list[Video
         producer.produce(settings.worker_input_topic, value, upload.video_id.encode(), headers=headers)
     assert producer.flush(30) == 0
 
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.2)
 
 
 def test_a_registry_outage_holds_messages_back_and_dead_letters_none(

@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupState, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.worker_harness import committed_offsets, metric, read_outputs, read_to_end
+from tests.integration.worker_harness import committed_offsets, metric, read_outputs, read_to_end, wait_for
 from worker.app import build_worker
 from worker.loop import Worker
 from worker.sample import produce_uploads, sample_uploads
@@ -69,12 +69,6 @@ def group_state(settings: Settings) -> ConsumerGroupState:
     future = admin.describe_consumer_groups([settings.worker_group_id], request_timeout=5)[settings.worker_group_id]
     return future.result().state
 
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.2)
 
 
 class RevokeBeforeConsume:

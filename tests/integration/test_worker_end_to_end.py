@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.integration.worker_harness import (
     read_dead_letters,
     read_outputs,
     running_worker,
+    wait_for,
 )
 from worker.avro import PlainAvroCodec, load_schema
 from worker.cache import video_key
@@ -47,12 +47,6 @@ def encoder_texts(uploads: list, model_dir: Path) -> int:
     built = [build_texts(u.title, u.tags, u.description, head.embed_views, head.text_max_chars) for u in uploads]
     return sum(1 + len(views) for _, views in built)
 
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.2)
 
 
 def test_500_uploads_are_categorized_cached_and_committed(make_settings: Callable[..., Settings]) -> None:

@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -103,3 +103,11 @@ def committed_and_end_offsets(settings: Settings, partitions: int) -> tuple[list
 
 def metric(worker: Worker, name: str, labels: dict[str, str] | None = None) -> float:
     return worker.metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
+    """Poll `condition` every 0.2 s; fail the test when it has not held within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
+        time.sleep(0.2)
