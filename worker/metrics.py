@@ -2,9 +2,8 @@
 
 `Metrics` owns every `videocat_*` series on one `CollectorRegistry` (a fresh one per
 instance unless one is given, so tests never collide); the loop calls its methods, the
-HTTP server in `worker.health` exposes the registry. One series is not here:
-`videocat_assigned_partitions`, which `worker.health.serve` adds to the same registry from the
-readiness state (`Health.set_assigned`). docs/operations.md lists the series.
+HTTP server in `worker.health` exposes the registry (and adds `videocat_assigned_partitions` to it
+from the readiness state). docs/operations.md lists the series.
 
 Drift: for each language, `CategoryDrift` keeps the top labels of the last `window`
 predictions and compares their distribution with the training prior by the
@@ -17,7 +16,6 @@ real shift, not sampling noise.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import time
@@ -275,10 +273,7 @@ class Metrics:
 
     def forget_partitions(self, topic: str, partitions: Sequence[int]) -> None:
         for partition in partitions:
-            # Runs inside the revoke callback: a partition assigned and revoked before its lag was
-            # ever reported has no series, and prometheus-client < 0.22 raises KeyError for it.
-            with contextlib.suppress(KeyError):
-                self._lag.remove(topic, str(partition))
+            self._lag.remove(topic, str(partition))  # a no-op for one never reported (prometheus-client >= 0.22)
 
     def paused(self, is_paused: bool) -> None:
         self._paused.set(1 if is_paused else 0)

@@ -198,23 +198,6 @@ def test_lag_per_partition_and_forgotten_on_revoke() -> None:
     assert value(m, "videocat_consumer_lag", topic="video-uploaded", partition="1") is None
 
 
-def test_forgetting_an_unreported_partition_survives_a_raising_remove(monkeypatch: pytest.MonkeyPatch) -> None:
-    """prometheus-client < 0.22 raised KeyError from `remove` for a label set never reported, inside
-    the revoke callback (a partition assigned and revoked before its first lag report)."""
-    m = Metrics()
-    m.lag("video-uploaded", 0, 10)
-    real_remove = m._lag.remove
-
-    def old_remove(*labels: str) -> None:
-        if labels != ("video-uploaded", "0"):
-            raise KeyError(labels)
-        real_remove(*labels)
-
-    monkeypatch.setattr(m._lag, "remove", old_remove)
-    m.forget_partitions("video-uploaded", [7, 0])
-    assert value(m, "videocat_consumer_lag", topic="video-uploaded", partition="0") is None
-
-
 def test_paused_and_in_flight_gauges() -> None:
     m = Metrics()
     m.paused(True)
