@@ -1,9 +1,11 @@
 """The older schema versions kept in schemas/history, as the codec knows them: what tests write old events with."""
 
-from worker.avro import AvroSchema, load_schema, writer_schemas
+from worker import avro
+from worker.avro import AvroSchema, writer_schemas
 
 
-def history_schema(name: str) -> AvroSchema:
-    """The one older version of `name` kept in schemas/history."""
-    (old,) = [s for s in writer_schemas(name).values() if s != load_schema(name)]
-    return old
+def history_schema(name: str, version: int = 1) -> AvroSchema:
+    """`schemas/history/<name>.v<version>.avsc`, as the codec knows it."""
+    text = (avro.SCHEMA_DIR / "history" / f"{name}.v{version}.avsc").read_text()
+    (schema,) = [s for s in writer_schemas(name).values() if s.text == text]
+    return schema

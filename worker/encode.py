@@ -100,7 +100,8 @@ def fit_dead_letter(letter: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES) 
         notes.append(f"original_headers {len(headers)} of {len(letter.headers)} kept")
     if notes:
         message = f"{message} [cut to fit the dead-letter topic: {'; '.join(notes)}]"
-    return dataclasses.replace(letter, key=key, value=value, headers=headers, error_message=message)
+    return dataclasses.replace(letter, key=key, value=value, headers=headers, error_message=message,
+                               original_cut=bool(notes))
 
 
 def dead_letter_record(letter: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES) -> dict[str, Any]:
@@ -116,6 +117,7 @@ def dead_letter_record(letter: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTE
         "error_type": letter.error_type,
         "error_message": letter.error_message,
         "failed_at": int(time.time() * 1000),
+        "original_cut": letter.original_cut,
     }
 
 

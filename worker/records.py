@@ -53,6 +53,7 @@ class DeadLetter:
     error_type: str  # a stable reason code: avro-decode, missing-field, empty-text, ...
     error_message: str
     headers: tuple[tuple[str, bytes | None], ...] = ()  # the original Kafka headers, kept to replay the input
+    original_cut: bool = False  # key, value or headers cut to fit the dead-letter topic: not replayable
 
 
 @dataclass(frozen=True, slots=True)

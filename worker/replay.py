@@ -37,9 +37,13 @@ REPLAYED_FROM_HEADER = "dead-letter.replayed-from"  # "<dlq topic>/<partition>/<
 class ReplaySummary:
     replayed: Counter[str] = field(default_factory=Counter)  # reason -> letters sent back (or due, in a dry run)
     dry_run: bool = False
+    # reason -> letters whose original was cut to fit the topic (`original_cut`): replaying the kept
+    # bytes would only dead-letter them again, so they are passed over and stay in the topic
+    not_replayable: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
-        return {"replayed": dict(sorted(self.replayed.items())), "dry_run": self.dry_run}
+        return {"replayed": dict(sorted(self.replayed.items())), "dry_run": self.dry_run,
+                "not_replayable": dict(sorted(self.not_replayable.items()))}
 
 
 def replay_group(settings: Settings, reason: str) -> str:
@@ -69,7 +73,9 @@ def replay_dead_letters(
             if letter is None:
                 continue
             reason = letter["error_type"]
-            if bookmarks.is_past(reason, where):
+            if bookmarks.is_past(reason, where) and letter["original_cut"]:
+                summary.not_replayable[reason] += 1
+            elif bookmarks.is_past(reason, where):
                 summary.replayed[reason] += 1
                 if sender is not None:
                     sender.send(letter, where)

@@ -128,7 +128,7 @@ def test_a_record_that_is_no_dead_letter_is_passed_over_not_stopped_at(
     letter = {"original_key": b"k", "original_value": b"\x02v", "source_topic": settings.worker_input_topic,
               "source_partition": 0, "source_offset": 7, "error_type": "missing-field",
               "error_message": "ValueError: ...", "failed_at": 1}
-    value, headers = PlainAvroCodec().dumps(letter, history_schema("DeadLetter"), settings.worker_dlq_topic)
+    value, headers = PlainAvroCodec().dumps(letter, history_schema("DeadLetter", 1), settings.worker_dlq_topic)
     producer = Producer(settings.kafka_common())
     producer.produce(settings.worker_dlq_topic, b"written by something else", b"junk")
     producer.produce(settings.worker_dlq_topic, value, b"k", headers=headers)
@@ -138,3 +138,26 @@ def test_a_record_that_is_no_dead_letter_is_passed_over_not_stopped_at(
     assert replay_dead_letters(settings, ["missing-field"], dry_run=True).replayed == {}  # moved past both
     (replayed,) = read_to_end(settings, settings.worker_input_topic)
     assert replayed.value() == b"\x02v"
+
+
+def test_a_letter_cut_to_fit_is_not_replayed(make_settings: Callable[..., Settings]) -> None:
+    """Its kept bytes would only come back as a new letter: it is counted, passed over and left in the topic."""
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    letter = {"original_key": b"k", "original_value": b"\x02v", "original_headers": [],
+              "source_topic": settings.worker_input_topic, "source_partition": 0, "source_offset": 7,
+              "error_type": "avro-decode", "failed_at": 1}
+    codec, schema = PlainAvroCodec(), load_schema("DeadLetter")
+    producer = Producer(settings.kafka_common())
+    for cut in (True, False):
+        value, headers = codec.dumps({**letter, "error_message": f"cut {cut}", "original_cut": cut}, schema,
+                                     settings.worker_dlq_topic)
+        producer.produce(settings.worker_dlq_topic, value, b"k", headers=headers)
+    assert producer.flush(10) == 0
+
+    summary = replay_dead_letters(settings, ["avro-decode"])
+    assert (summary.replayed, summary.not_replayable) == ({"avro-decode": 1}, {"avro-decode": 1})
+    assert len(read_to_end(settings, settings.worker_input_topic)) == 1
+    assert replay_dead_letters(settings, ["avro-decode"], dry_run=True).as_json() == {
+        "replayed": {}, "dry_run": True, "not_replayable": {}}  # the bookmark moved past both
+

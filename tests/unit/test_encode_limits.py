@@ -42,6 +42,7 @@ def test_a_small_letter_is_kept_whole() -> None:
     assert fit_dead_letter(small) == small
     record = read(ENCODER.dead_letter(small)[0], "DeadLetter")
     assert (record["original_value"], record["error_message"]) == (b"v", "ValueError: bad")
+    assert not record["original_cut"]
 
 
 def test_a_2_mb_value_keeps_its_first_bytes_and_says_how_big_it_was() -> None:
@@ -54,6 +55,7 @@ def test_a_2_mb_value_keeps_its_first_bytes_and_says_how_big_it_was() -> None:
     assert record["error_message"] == (f"ValueError: bad [cut to fit the dead-letter topic: original_value "
                                        f"{len(kept)} of {len(original)} bytes kept]")
     assert (record["error_type"], record["source_offset"], record["original_key"]) == ("avro-decode", 41, b"k")
+    assert record["original_cut"]  # replay passes it over
 
 
 def test_a_huge_key_and_headers_are_cut_too() -> None:
@@ -64,7 +66,7 @@ def test_a_huge_key_and_headers_are_cut_too() -> None:
     assert fitted.key == b"k" * KEPT_KEY_BYTES and fitted.headers == headers[: len(fitted.headers)]
     assert 0 < len(fitted.headers) < len(headers)
     assert f"original_key {KEPT_KEY_BYTES} of {2 * MB} bytes kept" in fitted.error_message
-    assert f"original_headers {len(fitted.headers)} of 500 kept" in fitted.error_message
+    assert f"original_headers {len(fitted.headers)} of 500 kept" in fitted.error_message and fitted.original_cut
 
 
 @settings(max_examples=50, deadline=None)
