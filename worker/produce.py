@@ -129,7 +129,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     conf = idempotent_producer_config(settings)
     if settings.worker_delivery is DeliveryMode.EXACTLY_ONCE:
         conf["transactional.id"] = settings.worker_transactional_id or f"{settings.worker_group_id}-worker"
-        conf["transaction.timeout.ms"] = 60_000
+        conf["transaction.timeout.ms"] = settings.kafka_transaction_timeout_ms
     return conf
 
 

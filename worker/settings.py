@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     kafka_fetch_wait_max_ms: int = Field(
         20, description="Longest a fetch waits for data; brokers that do not answer early cost this in latency."
     )
+    kafka_transaction_timeout_ms: int = Field(
+        60_000, description="Exactly-once: how long a killed replica's open transaction can block read_committed."
+    )
     kafka_debug: str = Field("", description="librdkafka debug contexts for diagnosis, e.g. cgrp,consumer.")
     schema_registry_url: str = Field("", description="Set to use Schema Registry framing on the wire.")
     schema_registry_basic_auth: SecretStr = Field(SecretStr(""), description="user:password for the registry.")

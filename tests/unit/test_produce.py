@@ -296,3 +296,10 @@ def test_exactly_once_dead_letters_an_output_refused_at_once_inside_the_transact
     box = outbox(producer, acked, worker_delivery=DeliveryMode.EXACTLY_ONCE)
     box.send(categorized(b"x" * BIG))
     assert box.flush(5) == 0 and producer.topics() == [DLQ] and producer.aborted == 0 and acked == []
+
+
+def test_exactly_once_takes_its_transaction_timeout_from_the_settings() -> None:
+    conf = producer_config(settings(worker_delivery="exactly-once", kafka_transaction_timeout_ms=15_000,
+                                    worker_transactional_id="pod-0"))
+    assert (conf["transactional.id"], conf["transaction.timeout.ms"]) == ("pod-0", 15_000)
+    assert "transaction.timeout.ms" not in producer_config(settings())
