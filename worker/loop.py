@@ -16,7 +16,6 @@ Backpressure: past `WORKER_MAX_IN_FLIGHT` unacknowledged inputs the partitions a
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 from confluent_kafka import Message
 
-from worker.avro import RegistryUnavailable, make_codec, output_schemas
+from worker.avro import RegistryUnavailable, make_codec, prepare_output_schemas
 from worker.batch import Batcher
 from worker.cache import EmbeddingCache
 from worker.categorize import BatchOutcome, StartedBatch, label_batch, start_batch
@@ -36,7 +35,7 @@ from worker.encode import EventEncoder
 from worker.encoders import Encoder
 from worker.health import Health
 from worker.metrics import Metrics
-from worker.produce import Outbox, Output
+from worker.produce import Outbox, Output, OutputFailed
 from worker.records import Categorized, DeadLetter, SourceRef, Upload
 from worker.review import review_reason
 from worker.rollout import ModelWatcher
@@ -77,6 +76,7 @@ class Worker:
         self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._pending: StartedBatch | None = None  # the batch the encoder is working on
         self._in_transaction = False
+        self._output_failed = False
         self._stop = threading.Event()
         self._next_lag = 0.0
 
@@ -101,13 +101,19 @@ class Worker:
         self.metrics.model_info(self._models.current.version, self._encoder.identity.short)
         self.health.set_model_loaded(True)
         try:
-            self._resolve_output_schemas()
+            # before joining the group (no partition: not ready meanwhile)
+            prepare_output_schemas(self._codec, self._settings, self._stop, REGISTRY_RETRY_S,
+                                   self._registry_unavailable)
             if not self._stop.is_set():
                 self._inbox.subscribe()
                 log.info("worker_started", topic=self._settings.worker_input_topic, model=self._models.current.version,
                          group=self._settings.worker_group_id, delivery=self._settings.worker_delivery.value)
             while not self._stop.is_set():
                 self.step()
+        except OutputFailed:
+            # the outbox aborted any open transaction; sending more would fail the same way (`_drain`)
+            self._output_failed, self._in_transaction = True, False
+            raise
         finally:
             self._drain()
             self._inbox.close()
@@ -115,22 +121,9 @@ class Worker:
             self._encoding.shutdown()
             log.info("worker_stopped")
 
-    def _resolve_output_schemas(self) -> None:
-        """Before joining the group, the registry's ids for every schema the worker writes: writing then never
-        waits on the registry, so an input judged without it (a tombstone, unframed bytes) meets no outage on
-        its way out. Meanwhile no partition (not ready); asked again every REGISTRY_RETRY_S."""
-        for attempt in itertools.count():
-            try:
-                for schema, topic in output_schemas(self._settings):
-                    self._codec.prepare(schema, topic)
-                return
-            except RegistryUnavailable as error:
-                self.metrics.held_for_registry()
-                self.health.progressed()  # alive: waiting for the registry
-                if attempt % 6 == 0:  # every 30 s
-                    log.warning("output_schemas_unresolved", retry_in_s=REGISTRY_RETRY_S, reason=str(error))
-                if self._stop.wait(REGISTRY_RETRY_S):
-                    return
+    def _registry_unavailable(self) -> None:
+        self.metrics.held_for_registry()
+        self.health.progressed()  # alive: waiting for the registry
 
     def step(self) -> None:
         room = self._settings.worker_max_in_flight - self._offsets.in_flight()
@@ -171,13 +164,14 @@ class Worker:
                 return
 
     def _drain(self) -> None:
-        """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke."""
-        while self._pending is not None or len(self._batcher):
+        """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke. After
+        OutputFailed only what was acknowledged is committed (at-least-once; exactly-once: nothing)."""
+        while not self._output_failed and (self._pending is not None or len(self._batcher)):
             started = self._pending or self._start(self._batcher.take())
             self._pending = None
             self._send_results(label_batch(started, started.embedding.result()))
         self._end_transaction()
-        left = self._outbox.flush()
+        left = self._outbox.flush() if not self._output_failed else 0
         if left:
             log.error("outputs_unacknowledged_at_drain", count=left)
         self._committer.commit(asynchronous=False)

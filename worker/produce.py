@@ -47,6 +47,7 @@ from worker.settings import DeliveryMode, Settings
 
 log = structlog.get_logger(__name__)
 LOG_INTERVAL_S = 30.0
+RETRY_PAUSE_S = 0.5  # between re-sends in `flush` of outputs that produce() refused at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,8 @@ class Outbox:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
+            if self._retry and len(self._producer) == 0:  # refused by produce() at once: wait, do not spin
+                time.sleep(max(0.0, min(RETRY_PAUSE_S, deadline - time.monotonic())))
             self.poll()  # may send again (failures, dead letters): done only when the producer is empty after it
             if len(self._producer) == 0 and not self._retry and not self._failed:
                 return 0

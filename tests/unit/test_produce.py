@@ -303,3 +303,16 @@ def test_exactly_once_takes_its_transaction_timeout_from_the_settings() -> None:
                                     worker_transactional_id="pod-0"))
     assert (conf["transactional.id"], conf["transaction.timeout.ms"]) == ("pod-0", 15_000)
     assert "transaction.timeout.ms" not in producer_config(settings())
+
+
+def test_flush_waits_between_re_sends_of_an_output_refused_at_once() -> None:
+    """produce() refusing at once with a transient code (a topic missing with auto-create off) must not spin
+    the CPU for flush's whole timeout, on every revoke and at shutdown."""
+    producer, acked = FakeProducer(refuse={OUT: KafkaError(KafkaError._UNKNOWN_TOPIC)}), []
+    box = outbox(producer, acked)
+    box.send(categorized())
+    calls = []
+    real_produce = producer.produce
+    producer.produce = lambda *args, **kwargs: (calls.append(1), real_produce(*args, **kwargs))  # type: ignore[method-assign]
+    assert box.flush(timeout_s=1.2) == 1 and acked == []
+    assert len(calls) <= 4  # about one re-send per 0.5 s pause (it was ~300,000 a second)
