@@ -35,7 +35,7 @@ from worker.encode import EventEncoder
 from worker.encoders import Encoder
 from worker.health import Health
 from worker.metrics import Metrics
-from worker.produce import Outbox, Output, OutputFailed
+from worker.produce import Outbox, Output
 from worker.records import Categorized, DeadLetter, SourceRef, Upload
 from worker.review import review_reason
 from worker.rollout import ModelWatcher
@@ -76,7 +76,6 @@ class Worker:
         self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._pending: StartedBatch | None = None  # the batch the encoder is working on
         self._in_transaction = False
-        self._output_failed = False
         self._stop = threading.Event()
         self._next_lag = 0.0
 
@@ -110,16 +109,14 @@ class Worker:
                          group=self._settings.worker_group_id, delivery=self._settings.worker_delivery.value)
             while not self._stop.is_set():
                 self.step()
-        except OutputFailed:
-            # the outbox aborted any open transaction; sending more would fail the same way (`_drain`)
-            self._output_failed, self._in_transaction = True, False
-            raise
         finally:
-            self._drain()
-            self._inbox.close()
-            self._outbox.close()
-            self._encoding.shutdown()
-            log.info("worker_stopped")
+            try:
+                self._drain()
+            finally:  # even when the drain fails: leave the group, release the clients
+                self._inbox.close()
+                self._outbox.close()
+                self._encoding.shutdown()
+                log.info("worker_stopped")
 
     def _registry_unavailable(self) -> None:
         self.metrics.held_for_registry()
@@ -165,13 +162,14 @@ class Worker:
 
     def _drain(self) -> None:
         """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke. After
-        OutputFailed only what was acknowledged is committed (at-least-once; exactly-once: nothing)."""
-        while not self._output_failed and (self._pending is not None or len(self._batcher)):
+        OutputFailed only what was acknowledged is committed (at-least-once; exactly-once: nothing, the
+        outbox aborted the transaction): sending more would fail the same way."""
+        while not self._outbox.failed and (self._pending is not None or len(self._batcher)):
             started = self._pending or self._start(self._batcher.take())
             self._pending = None
             self._send_results(label_batch(started, started.embedding.result()))
         self._end_transaction()
-        left = self._outbox.flush() if not self._output_failed else 0
+        left = self._outbox.flush() if not self._outbox.failed else 0
         if left:
             log.error("outputs_unacknowledged_at_drain", count=left)
         self._committer.commit(asynchronous=False)
@@ -263,7 +261,7 @@ class Worker:
 
     # --- commit, flow control, housekeeping -------------------------------------------------------
     def _end_transaction(self) -> None:
-        if not self._in_transaction:
+        if not self._in_transaction or self._outbox.failed:  # failed: the outbox aborted it
             return
         positions = self._offsets.uncommitted()
         self._outbox.commit_with_offsets(positions, self._inbox.group_metadata())

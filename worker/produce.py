@@ -148,6 +148,7 @@ class Outbox:
         self._retry: list[Output] = []
         self._failed: deque[tuple[Output, KafkaError]] = deque()  # delivery failures, handled in `poll`
         self._log = LogLimiter(LOG_INTERVAL_S)
+        self.failed = False  # an OutputFailed was raised: nothing more should be sent
         self.transactional = settings.worker_delivery is DeliveryMode.EXACTLY_ONCE
         if self.transactional:
             self._producer.init_transactions(30)
@@ -256,6 +257,7 @@ class Outbox:
 
     def _failed_for_good(self, output: Output, error: KafkaError) -> OutputFailed:
         what = "dead letter" if output.topic == self._settings.worker_dlq_topic else "output"
+        self.failed = True
         log.error("output_failed", topic=output.topic, what=what, code=error.name(), reason=error.str(),
                   source=output.source, fatal=error.fatal())
         if self.transactional:  # its input's offset is in the open transaction: commit none of it

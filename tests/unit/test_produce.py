@@ -221,6 +221,7 @@ def test_a_topic_wide_failure_stops_the_worker_once_without_acknowledging_the_in
         box.poll()
     box.poll()  # raised once: the worker's drain can still flush and commit what was acknowledged
     assert producer.topics() == [OUT] and acked == []
+    assert box.failed  # the loop's drain sends nothing more
 
 
 @pytest.mark.parametrize("code", [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.TOPIC_AUTHORIZATION_FAILED])
