@@ -9,7 +9,9 @@ a run that fails before that handles its records again next time (at least once)
 
 A record that does not decode as the topic's schema (one written before the schema existed, or
 by something else) is logged and passed over as `None`: the reader moves past it, rather than failing
-every run at it until retention removes it. It stays in the topic, where the log line says.
+every run at it until retention removes it. It stays in the topic, where the log line says. Not so a
+record whose writer schema fingerprint is unknown here: that may be a newer version of the topic's own
+schema, which an upgraded tool reads, so the run stops there (`NewerSchema`) and moves no bookmark.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from worker.avro import AvroSchema, Codec, RegistryUnavailable, load_schema, make_codec
+from worker import avro
+from worker.avro import (
+    FINGERPRINT_HEADER,
+    AvroSchema,
+    Codec,
+    RegistryUnavailable,
+    UnknownWriterSchema,
+    load_schema,
+    make_codec,
+    writer_schemas,
+)
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -101,15 +113,40 @@ def records_written_before(
         reader.close()
 
 
+class NewerSchema(RuntimeError):
+    """A record written with a schema fingerprint none of ours has: perhaps a newer version of the topic's."""
+
+
 def _decoded(codec: Codec, schema: AvroSchema, message: Message, where: TopicPartition) -> dict[str, Any] | None:
     try:
         return codec.loads(message.value() or b"", message.headers(), schema, where.topic)
     except RegistryUnavailable:
         raise  # no fault of the record: the run fails and the next one reads it again
-    except Exception as error:  # noqa: BLE001 - whatever the bytes are, they are not this schema's record
-        log.warning("undecodable_record_passed_over", topic=where.topic, partition=where.partition,
-                    offset=where.offset, schema=schema.name, error=f"{type(error).__name__}: {error}")
+    except UnknownWriterSchema as error:
+        if _fingerprint_unknown_here(message):
+            raise NewerSchema(f"{where.topic} partition {where.partition} offset {where.offset}: {error}. It may be "
+                              f"a newer {schema.name} version: run a newer worker image's tool. No bookmark moved."
+                              ) from error
+        _log_passed_over(schema, where, error)
         return None
+    except Exception as error:  # noqa: BLE001 - whatever the bytes are, they are not this schema's record
+        _log_passed_over(schema, where, error)
+        return None
+
+
+def _fingerprint_unknown_here(message: Message) -> bool:
+    """Whether the record has a plain-Avro fingerprint header that no version of any of our schemas has
+    (one of another schema, e.g. an old VideoCategorized review copy, is known: that record is passed over)."""
+    fingerprint = dict(message.headers() or ()).get(FINGERPRINT_HEADER)
+    if fingerprint is None:
+        return False
+    names = [path.stem for path in avro.SCHEMA_DIR.glob("*.avsc")]
+    return not any(fingerprint.decode(errors="replace") in writer_schemas(name) for name in names)
+
+
+def _log_passed_over(schema: AvroSchema, where: TopicPartition, error: Exception) -> None:
+    log.warning("undecodable_record_passed_over", topic=where.topic, partition=where.partition,
+                offset=where.offset, schema=schema.name, error=f"{type(error).__name__}: {error}")
 
 
 def _is_eof(message: Message, topic: str) -> bool:

@@ -17,6 +17,7 @@ from tests.avro_history import history_schema
 from tests.integration.worker_harness import read_dead_letters, read_outputs, read_to_end, running_worker
 from worker import avro
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema, writer_schemas
+from worker.bookmarks import NewerSchema
 from worker.decode import DEAD_LETTER_REASONS
 from worker.replay import REPLAYED_FROM_HEADER, replay_dead_letters
 from worker.sample import sample_uploads, upload_record
@@ -160,4 +161,27 @@ def test_a_letter_cut_to_fit_is_not_replayed(make_settings: Callable[..., Settin
     assert len(read_to_end(settings, settings.worker_input_topic)) == 1
     assert replay_dead_letters(settings, ["avro-decode"], dry_run=True).as_json() == {
         "replayed": {}, "dry_run": True, "not_replayable": {}}  # the bookmark moved past both
+
+
+def test_a_letter_of_a_newer_dead_letter_version_stops_the_run_and_moves_no_bookmark(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """An unknown fingerprint may be a newer DeadLetter that an upgraded tool reads: never passed over."""
+    settings = make_settings()
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    newer = json.loads(load_schema("DeadLetter").text)
+    newer["fields"].append({"name": "attempts", "type": "int", "default": 0})
+    letter = {"original_key": b"k", "original_value": b"\x02v", "original_headers": [],
+              "source_topic": settings.worker_input_topic, "source_partition": 0, "source_offset": 7,
+              "error_type": "avro-decode", "error_message": "-", "failed_at": 1, "original_cut": False, "attempts": 2}
+    value, headers = written_with(newer, letter)
+    producer = Producer(settings.kafka_common())
+    producer.produce(settings.worker_dlq_topic, value, b"k", headers=headers)
+    assert producer.flush(10) == 0
+
+    with pytest.raises(NewerSchema, match="newer DeadLetter version"):
+        replay_dead_letters(settings, ["avro-decode"])
+    with pytest.raises(NewerSchema):  # still there: the bookmark did not move past it
+        replay_dead_letters(settings, ["avro-decode"], dry_run=True)
+    assert read_to_end(settings, settings.worker_input_topic) == []
 

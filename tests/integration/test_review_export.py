@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 
 from tests.avro_history import history_schema
 from tests.integration.worker_harness import read_outputs, running_worker
-from worker.avro import make_codec
+from worker.avro import PlainAvroCodec, load_schema, make_codec
 from worker.review import LOW_CONFIDENCE, SAMPLE, in_sample
 from worker.review_export import export_review
 from worker.sample import produce_uploads, sample_uploads
@@ -47,11 +47,16 @@ def produce_copy_from_before_reasons(settings: Settings) -> str:
 def test_a_record_that_is_no_review_copy_is_passed_over_not_stopped_at(
     make_settings: Callable[..., Settings], unique_name: str, tmp_path: Path
 ) -> None:
-    """E.g. a VideoCategorized copy from before ReviewRequest existed (docs/operations.md upgrade note)."""
+    """E.g. a VideoCategorized copy from before ReviewRequest existed (docs/operations.md upgrade note): a
+    record of another of our schemas, or bytes that are no record at all."""
     settings = make_settings(worker_review_topic=f"{unique_name}-review")
     ensure_topics(settings, worker_topics(settings), partitions=1)
     producer = Producer(settings.kafka_common())
     producer.produce(settings.worker_review_topic, b"not a ReviewRequest", b"junk")
+    letter = {"source_topic": "t", "source_partition": 0, "source_offset": 0, "error_type": "avro-decode",
+              "error_message": "-", "failed_at": 1}
+    value, headers = PlainAvroCodec().dumps(letter, load_schema("DeadLetter"), settings.worker_review_topic)
+    producer.produce(settings.worker_review_topic, value, b"other-schema", headers=headers)
     assert producer.flush(30) == 0
     old_copy = produce_copy_from_before_reasons(settings)
 

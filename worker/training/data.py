@@ -42,7 +42,13 @@ class Example:
 
 def item_key(example: Example) -> str:
     """The row's item, or its text's hash when it names none: what `evaluate` leaves out once fitted on."""
-    return example.item or "text:" + hashlib.sha256(example.text.encode("utf-8")).hexdigest()[:16]
+    return example.item or content_item(example.text)
+
+
+def content_item(*fields: object) -> str:
+    """An item for a row without an id: a hash of its raw fields, the same whatever text budget reads it."""
+    canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True)
+    return "text:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def video_fields(row: dict) -> tuple[str, tuple[str, ...], str]:
@@ -84,7 +90,7 @@ def read_videos(
             if text and category:
                 extra = build_views(title, tags, description, views, text, max_chars)
                 embed_with = build_views(title, tags, description, embed_views, text, max_chars)
-                item = f"video:{row['video_id']}" if row.get("video_id") else ""
+                item = f"video:{row['video_id']}" if row.get("video_id") else content_item(title, tags, description)
                 examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with, item))
     return examples
 
@@ -94,7 +100,8 @@ def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> 
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [
-        Example(text, (row["category"].strip(),), group, item=f"sib:{row['index_id']}" if row.get("index_id") else "")
+        Example(text, (row["category"].strip(),), group,
+                item=f"sib:{row['index_id']}" if row.get("index_id") else content_item(row["text"]))
         for row in rows
         if (text := sentence_text(row["text"], max_chars)) and row["category"].strip()
     ]

@@ -140,6 +140,8 @@ def read_training_set(request: TrainRequest) -> TrainingSet:
     if request.few_shot > 0:
         pool = [ex for path in request.few_shot_data for ex in read_few_shot_pool(path, chars, request.views)]
         shots, _ = few_shot_sample(pool, request.few_shot, seed)
+    fitted = {item_key(ex) for ex in train + shots}
+    dev = [ex for ex in dev if item_key(ex) not in fitted]  # e.g. the eng/fra translations of SIB-200 shots
     labels = request.labels or label_set(train + dev)
     weighted_shots = shots * request.few_shot_weight
     train, dev = with_views(restrict_labels(train + weighted_shots, labels)), restrict_labels(dev, labels)
