@@ -8,7 +8,6 @@ ServiceMonitor and PrometheusRule) against schemas reduced from their CRDs
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -21,54 +20,14 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from tests.unit.helm_render import CHART_DIR, GPU_KEDA, container, env_names, one, render, with_values
 from worker.consume import SETTLE_BEFORE_LEAVE_S
-from worker.health import Health
-from worker.metrics import Metrics
 from worker.settings import Settings
 
-CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "video-categorizer"
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 SECRET_KEY = re.compile(r"password|secret|credential|basicAuth|apiKey", re.IGNORECASE)  # values.yaml keys
 SECRET_SETTINGS = {name.upper() for name, f in Settings.model_fields.items() if f.annotation is SecretStr}
-
-# A GPU deployment scaled by KEDA with every optional part on (chart-testing reads it too).
-GPU_KEDA: dict[str, Any] = yaml.safe_load((CHART_DIR / "ci" / "gpu-keda-values.yaml").read_text())
 CRD_SCHEMAS: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "helm_crd_schemas.yaml").read_text())
-
-
-def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    chart = helm.Chart.load(CHART_DIR)
-    rendered = chart.render(values or {}, name="vc", namespace="streams", is_install=True)
-    docs = []
-    for path, text in rendered.items():
-        if path.endswith(".yaml"):
-            docs.extend(d for d in yaml.safe_load_all(text) if d)
-    return docs
-
-
-def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (doc,) = [d for d in docs if d["kind"] == kind and not d["metadata"]["name"].endswith("-dashboard")]
-    return doc
-
-
-def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (worker,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
-    return worker
-
-
-def env_names(docs: list[dict[str, Any]]) -> set[str]:
-    return set(one(docs, "ConfigMap")["data"]) | {e["name"] for e in container(docs).get("env", [])}
-
-
-def with_values(**changes: Any) -> dict[str, Any]:
-    values = copy.deepcopy(GPU_KEDA)
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        target = values
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
-    return values
 
 
 @pytest.fixture(scope="module")
@@ -271,132 +230,8 @@ def test_exactly_once_takes_the_transactional_id_from_the_pod_name(
 
 # Every integer setting the ConfigMap carries, at 1e6 or more: values files hold numbers as float64,
 # which `quote` alone prints as "1.2e+06" (pydantic refuses it and the pod crash-loops).
-LARGE_INTEGERS = {
-    "kafka__sessionTimeoutMs": (1_000_000, "KAFKA_SESSION_TIMEOUT_MS"),
-    "kafka__maxPollIntervalMs": (1_200_000, "KAFKA_MAX_POLL_INTERVAL_MS"),
-    "kafka__fetchWaitMaxMs": (1_000_000, "KAFKA_FETCH_WAIT_MAX_MS"),
-    "worker__maxTokens": (1_000_000, "WORKER_MAX_TOKENS"),
-    "worker__textMaxChars": (2_000_000, "WORKER_TEXT_MAX_CHARS"),
-    "worker__batchMaxSize": (1_000_000, "WORKER_BATCH_MAX_SIZE"),
-    "worker__batchMaxChars": (1_500_000, "WORKER_BATCH_MAX_CHARS"),
-    "worker__batchMaxWaitMs": (3_000_000, "WORKER_BATCH_MAX_WAIT_MS"),
-    "worker__maxInFlight": (2_000_000, "WORKER_MAX_IN_FLIGHT"),
-    "worker__commitIntervalMs": (1_000_000, "WORKER_COMMIT_INTERVAL_MS"),
-    "worker__cacheTtlS": (2_592_000, "WORKER_CACHE_TTL_S"),
-    "worker__metricsPort": (1_000_000, "WORKER_METRICS_PORT"),  # not a port, but the rendering is the point
-}
-
-
-def settings_from(config: dict[str, str]) -> Settings:
-    """What the worker parses from the ConfigMap's entries (and nothing from this process's env)."""
-    return Settings(_env_file=None, **{name.lower(): text for name, text in config.items()})
-
-
-def test_integer_settings_are_config_map_integers_at_any_size() -> None:
-    changes = {key: float(number) for key, (number, _) in LARGE_INTEGERS.items()}  # what a values file holds
-    changes["autoscaling__keda__lagThreshold"] = 1_000_000.0
-    changes["autoscaling__keda__activationLagThreshold"] = 2_000_000.0
-    changes["metrics__prometheusRule__lagHigh"] = 5_000_000.0
-    changes["worker__lowConfidence"] = 0.4
-    changes["worker__reviewSampleRate"] = 0.0125
-    changes["worker__modelWatchIntervalS"] = 2.5
-    docs = render(with_values(**changes))
-    config = one(docs, "ConfigMap")["data"]
-    for number, name in LARGE_INTEGERS.values():
-        assert config[name] == str(number)
-    settings = settings_from(config)
-    for key, (number, name) in LARGE_INTEGERS.items():
-        assert getattr(settings, name.lower()) == number, key
-    # float settings stay floats
-    assert (settings.worker_low_confidence, settings.worker_review_sample_rate) == (0.4, 0.0125)
-    assert settings.worker_model_watch_interval_s == 2.5
-    trigger = one(docs, "ScaledObject")["spec"]["triggers"][0]["metadata"]
-    assert (trigger["lagThreshold"], trigger["activationLagThreshold"]) == ("1000000", "2000000")
-    (lag_high,) = [r for r in one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
-                   if r["alert"] == "VideocatConsumerLagHigh"]
-    assert lag_high["expr"].endswith("> 5000000") and "5000000" in lag_high["annotations"]["summary"]
-
-
-@pytest.mark.parametrize("values", [None, GPU_KEDA], ids=["default", "gpu-keda"])
-def test_the_config_map_parses_as_settings(values: dict[str, Any] | None) -> None:
-    config = one(render(values), "ConfigMap")["data"]
-    settings = settings_from(config)
-    assert settings.worker_cache_ttl_s == 2_592_000 and settings.worker_batch_max_chars == 48_000
-
-
-def test_integers_set_as_strings_or_int64_render_as_digits() -> None:
-    # a quoted number in a values file is a string; --set passes int64
-    docs = render(with_values(worker__maxInFlight="3000000", worker__maxTokens="256", kafka__maxPollIntervalMs=600000))
-    config = one(docs, "ConfigMap")["data"]
-    assert (config["WORKER_MAX_IN_FLIGHT"], config["WORKER_MAX_TOKENS"]) == ("3000000", "256")
-    assert config["KAFKA_MAX_POLL_INTERVAL_MS"] == "600000"
-
-
-@pytest.mark.parametrize(
-    "key, bad", [("worker__batchMaxWaitMs", 2.5), ("worker__maxInFlight", "1e6"), ("worker__textMaxChars", "lots")]
-)
-def test_an_integer_setting_that_is_not_whole_fails_to_render(key: str, bad: Any) -> None:
-    # rather than being truncated or zeroed by `int64` on its way to the pod
-    name = key.replace("__", ".")
-    with pytest.raises(helm.HelmError, match=re.escape(name) + " must be a whole number"):
-        render(with_values(**{key: bad}))
-
-
 def test_config_change_rolls_the_pods(default_docs: list[dict[str, Any]]) -> None:
     def checksum(docs: list[dict[str, Any]]) -> str:
         return one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
     assert checksum(default_docs) != checksum(render({"worker": {"batchMaxSize": 64}}))
-
-
-def exported_series() -> set[str]:
-    suffixes = {
-        "counter": ["_total"],
-        "histogram": ["_bucket", "_sum", "_count"],
-        "info": ["_info"],
-        "gauge": [""],
-    }
-    registry = Metrics().registry
-    Health().export_to(registry)  # what worker.health.serve adds: videocat_assigned_partitions
-    return {m.name + s for m in registry.collect() for s in suffixes[m.type]}
-
-
-def test_dashboard_and_alerts_use_exported_metrics(gpu_keda_docs: list[dict[str, Any]]) -> None:
-    dashboard = json.loads((CHART_DIR / "dashboards" / "worker.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    rules = one(gpu_keda_docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
-    exprs += [r["expr"] for r in rules]
-    used = {name for expr in exprs for name in re.findall(r"\bvideocat_[a-z_]+", expr)}
-    assert used and used <= exported_series(), used - exported_series()
-    shipped = [d for d in gpu_keda_docs if d["metadata"]["name"].endswith("-dashboard")]
-    assert json.loads(shipped[0]["data"]["video-categorizer.json"]) == dashboard
-
-
-def rules_by_alert(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["alert"]: r for r in one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]}
-
-
-def test_no_partitions_alert_covers_a_group_that_holds_nothing(gpu_keda_docs: list[dict[str, Any]]) -> None:
-    """A stuck group, unreachable brokers or an auth failure leave no partition assigned, so no lag
-    series: VideocatStalled (lag-based) cannot fire then. The gauge every running replica reports,
-    0 included, can. Scaled to zero (KEDA minReplicas 0, as here) no replica reports, the sum is
-    empty and the alert stays quiet: so no absent(), and no `or vector(0)`, which would page then."""
-    assert one(gpu_keda_docs, "ScaledObject")["spec"]["minReplicaCount"] == 0
-    rules = rules_by_alert(gpu_keda_docs)
-    rule = rules["VideocatNoPartitionsAssigned"]
-    assert rule["expr"] == 'sum(videocat_assigned_partitions{job="vc-video-categorizer-metrics"}) == 0'
-    assert rule["for"] == "10m" and rule["labels"]["severity"] == "critical"
-    assert "videocat_consumer_lag" in rules["VideocatStalled"]["expr"]  # held, lagging, not consuming
-    for alert in rules.values():
-        assert "absent(" not in alert["expr"] and "vector(" not in alert["expr"], alert["alert"]
-    later = rules_by_alert(render(with_values(metrics__prometheusRule__noPartitionsFor="20m")))
-    assert later["VideocatNoPartitionsAssigned"]["for"] == "20m"
-
-
-def test_every_alert_is_documented(gpu_keda_docs: list[dict[str, Any]]) -> None:
-    operations = (CHART_DIR.parents[1] / "docs" / "operations.md").read_text()
-    for alert in rules_by_alert(gpu_keda_docs):
-        assert f"| `{alert}` |" in operations, alert
-    for series in exported_series():
-        base = re.sub(r"_(total|bucket|sum|count|info)$", "", series)
-        assert f"`{base}" in operations, series

@@ -11,82 +11,24 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, Producer
 from structlog.testing import capture_logs
 
+from tests.unit.outbox_doubles import DLQ, OUT, REVIEW, SOURCE, FakeProducer, categorized, outbox, settings
 from worker.avro import PlainAvroCodec, load_schema
 from worker.decode import Decoder
 from worker.encode import DEAD_LETTER_MAX_BYTES, EventEncoder
 from worker.produce import LogLimiter, Outbox, Output, OutputFailed, Verdict, classify, producer_config
 from worker.records import SourceRef
-from worker.settings import DeliveryMode, Settings
+from worker.settings import DeliveryMode
 
-OUT, DLQ, REVIEW = "out", "dlq", "review"
-SOURCE = SourceRef("in", 0, 7)
 BIG = 2_000_000  # over librdkafka's default message.max.bytes (1,000,000)
 E = KafkaError
-
-
-class FakeProducer:
-    """The Producer calls the Outbox makes. `produce` raises what `refuse` scripts for the topic; each
-    message produced is reported on the next poll/flush with the next error scripted for its topic in
-    `errors` (nothing left: acknowledged)."""
-
-    def __init__(self, errors: dict[str, list[KafkaError]] | None = None,
-                 refuse: dict[str, KafkaError] | None = None) -> None:
-        self.errors = errors or {}
-        self.refuse = refuse or {}
-        self.produced: list[tuple[str, bytes | None, bytes]] = []
-        self.aborted = 0
-        self._pending: list[tuple[str, Callable[[KafkaError | None, Any], None]]] = []
-
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
-        if topic in self.refuse:
-            raise KafkaException(self.refuse[topic])
-        self.produced.append((topic, key, value))
-        self._pending.append((topic, on_delivery))
-
-    def poll(self, _timeout: float = 0.0) -> int:
-        pending, self._pending = self._pending, []
-        for topic, on_delivery in pending:
-            scripted = self.errors.get(topic)
-            on_delivery(scripted.pop(0) if scripted else None, None)
-        return len(pending)
-
-    def flush(self, _timeout: float = 0.0) -> int:
-        self.poll()
-        return 0
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def init_transactions(self, _timeout: float) -> None:
-        pass
-
-    def abort_transaction(self, _timeout: float) -> None:
-        self.aborted += 1
-
-    def topics(self) -> list[str]:
-        return [topic for topic, _key, _value in self.produced]
-
-
-def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"kafka_bootstrap_servers": "127.0.0.1:1", "worker_output_topic": OUT,
-                              "worker_dlq_topic": DLQ, "worker_review_topic": REVIEW}
-    return Settings(**(values | overrides))
-
-
-def outbox(producer: Any, acked: list[SourceRef], **overrides: Any) -> Outbox:
-    return Outbox(settings(**overrides), on_acked=acked.append, producer=producer)
-
-
-def categorized(value: bytes = b"v", key: bytes | None = b"video-1") -> Output:
-    return Output(OUT, key, value, [], SOURCE)
 
 
 def read_letter(value: bytes) -> dict[str, Any]:

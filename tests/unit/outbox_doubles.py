@@ -1,0 +1,77 @@
+"""A stand-in for the Outbox's producer, and the settings and outputs the Outbox tests build.
+
+Failures that only a broker reports (a too-large or invalid record, a missing ACL) cannot be provoked on
+the test broker (Tansu takes a 10 MB message and has no ACLs): `FakeProducer` reports each message's
+delivery with the error a test scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from worker.produce import Outbox, Output
+from worker.records import SourceRef
+from worker.settings import Settings
+
+OUT, DLQ, REVIEW = "out", "dlq", "review"
+SOURCE = SourceRef("in", 0, 7)
+
+
+class FakeProducer:
+    """The Producer calls the Outbox makes. `produce` raises what `refuse` scripts for the topic; each
+    message produced is reported on the next poll/flush with the next error scripted for its topic in
+    `errors` (nothing left: acknowledged)."""
+
+    def __init__(self, errors: dict[str, list[KafkaError]] | None = None,
+                 refuse: dict[str, KafkaError] | None = None) -> None:
+        self.errors = errors or {}
+        self.refuse = refuse or {}
+        self.produced: list[tuple[str, bytes | None, bytes]] = []
+        self.aborted = 0
+        self._pending: list[tuple[str, Callable[[KafkaError | None, Any], None]]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
+        if topic in self.refuse:
+            raise KafkaException(self.refuse[topic])
+        self.produced.append((topic, key, value))
+        self._pending.append((topic, on_delivery))
+
+    def poll(self, _timeout: float = 0.0) -> int:
+        pending, self._pending = self._pending, []
+        for topic, on_delivery in pending:
+            scripted = self.errors.get(topic)
+            on_delivery(scripted.pop(0) if scripted else None, None)
+        return len(pending)
+
+    def flush(self, _timeout: float = 0.0) -> int:
+        self.poll()
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def init_transactions(self, _timeout: float) -> None:
+        pass
+
+    def abort_transaction(self, _timeout: float) -> None:
+        self.aborted += 1
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _key, _value in self.produced]
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"kafka_bootstrap_servers": "127.0.0.1:1", "worker_output_topic": OUT,
+                              "worker_dlq_topic": DLQ, "worker_review_topic": REVIEW}
+    return Settings(**(values | overrides))
+
+
+def outbox(producer: Any, acked: list[SourceRef], **overrides: Any) -> Outbox:
+    return Outbox(settings(**overrides), on_acked=acked.append, producer=producer)
+
+
+def categorized(value: bytes = b"v", key: bytes | None = b"video-1") -> Output:
+    return Output(OUT, key, value, [], SOURCE)
