@@ -77,8 +77,11 @@ def _header_bytes(headers: tuple[tuple[str, bytes | None], ...]) -> int:
 
 def _kept_headers(headers: tuple[tuple[str, bytes | None], ...]) -> tuple[tuple[str, bytes | None], ...]:
     """The first headers (whole: a cut fingerprint would mislead a replay) within KEPT_HEADER_BYTES."""
-    kept = 0
-    while kept < len(headers) and _header_bytes(headers[: kept + 1]) <= KEPT_HEADER_BYTES:
+    kept, size = 0, 0
+    for header in headers:
+        size += _header_bytes((header,))
+        if size > KEPT_HEADER_BYTES:
+            break
         kept += 1
     return headers[:kept]
 
