@@ -235,11 +235,11 @@ class Scored:
 
 
 def score_model(
-    model_dir: Path, paths: list[Path], kind: EncoderKind | None, fitted: frozenset[str] = frozenset()
+    model_dir: Path, paths: list[Path], kind: EncoderKind | None, fitted: frozenset[str] | None = None
 ) -> Scored:
-    """Score the rows of `paths`, leaving out those whose item the model (or `fitted`) was fitted on."""
+    """Score the rows of `paths`, leaving out the items in `fitted` (default: those the model was fitted on)."""
     classifier = load_classifier(model_dir, muse_identity())
-    fitted = fitted | read_fitted_items(model_dir)
+    fitted = read_fitted_items(model_dir) if fitted is None else fitted
     # The texts and token budget the model was trained with: what the worker must serve it with.
     cache = _cache(kind, classifier.max_tokens)
     examples, left_out = [], Counter()
