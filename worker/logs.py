@@ -1,4 +1,5 @@
-"""Logging: structlog, JSON lines in production, readable key=value in a terminal."""
+"""Logging: structlog, JSON lines in production, readable key=value in a terminal; `LogLimiter` for
+events that can repeat many times a second."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import structlog
 
@@ -72,3 +75,21 @@ def native_logs_as_events(source: str) -> Iterator[None]:
         os.close(saved)
         for line in held:
             log.debug("native_log", source=source, line=line.decode("utf-8", "replace").rstrip())
+
+
+class LogLimiter:
+    """At most one line per key per interval; `allow` says how many were held back since the last one."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
+
+    def allow(self, key: str) -> int | None:
+        now = self._clock()
+        if key in self._next and now < self._next[key]:
+            self._held[key] += 1
+            return None
+        self._next[key] = now + self._interval_s
+        return self._held.pop(key, 0)

@@ -103,6 +103,8 @@ class Worker:
             # before joining the group (no partition: not ready meanwhile)
             prepare_output_schemas(self._codec, self._settings, self._stop, REGISTRY_RETRY_S,
                                    self._registry_unavailable)
+            if self._exactly_once:  # alive meanwhile (waiting for the broker); not ready: no partitions
+                self._outbox.init_transactions(self._stop, on_waiting=self.health.progressed)
             if not self._stop.is_set():
                 self._inbox.subscribe()
                 log.info("worker_started", topic=self._settings.worker_input_topic, model=self._models.current.version,

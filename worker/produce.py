@@ -30,23 +30,27 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from worker.avro import Headers, make_codec
+from worker.delivery_errors import TOO_LARGE, OutputFailed, Verdict, classify
 from worker.encode import KEPT_KEY_BYTES, EventEncoder
+from worker.logs import LogLimiter
 from worker.records import DeadLetter, SourceRef
 from worker.settings import DeliveryMode, Settings
 
 log = structlog.get_logger(__name__)
 LOG_INTERVAL_S = 30.0
+TXN_INIT_TRY_S = 5.0  # one try of init_transactions (the next resumes it)
 RETRY_PAUSE_S = 0.5  # between re-sends in `flush` of outputs that produce() refused at once
 
 
@@ -57,61 +61,6 @@ class Output:
     value: bytes
     headers: Headers
     source: SourceRef | None  # None for side outputs (review copies) that no offset waits on
-
-
-class Verdict(StrEnum):
-    RETRY = "retry"  # transient: the same message may be written later
-    REJECTED = "rejected"  # this message can never be written
-    FATAL = "fatal"  # the producer, the topic or the credentials are wrong: no message can be written
-
-
-TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
-REJECTED_CODES = TOO_LARGE | {KafkaError.INVALID_RECORD}
-TRANSIENT_CODES = frozenset({
-    KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TIMED_OUT_QUEUE, KafkaError._TRANSPORT,
-    KafkaError._ALL_BROKERS_DOWN, KafkaError._QUEUE_FULL, KafkaError._RETRY, KafkaError._PURGE_QUEUE,
-    KafkaError._PURGE_INFLIGHT, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
-    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.BROKER_NOT_AVAILABLE, KafkaError.REPLICA_NOT_AVAILABLE, KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.NETWORK_EXCEPTION, KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    KafkaError.KAFKA_STORAGE_ERROR, KafkaError.INVALID_MSG, KafkaError.THROTTLING_QUOTA_EXCEEDED,
-    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
-})
-
-
-def classify(error: KafkaError) -> Verdict:
-    """What a failed output's error means. Codes decide: confluent-kafka never sets `retriable()` on
-    delivery-report errors, and librdkafka reports most transient faults as `_MSG_TIMED_OUT`."""
-    code = error.code()
-    if error.fatal() or code == KafkaError._FATAL:
-        return Verdict.FATAL
-    if code in REJECTED_CODES:
-        return Verdict.REJECTED
-    if error.retriable() or code in TRANSIENT_CODES:
-        return Verdict.RETRY
-    return Verdict.FATAL
-
-
-class OutputFailed(RuntimeError):
-    """An output that can be neither written nor dead-lettered: the worker stops, its input uncommitted."""
-
-
-class LogLimiter:
-    """At most one line per key per interval; `allow` says how many were held back since the last one."""
-
-    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval_s = interval_s
-        self._clock = clock
-        self._next: dict[str, float] = {}
-        self._held: Counter[str] = Counter()
-
-    def allow(self, key: str) -> int | None:
-        now = self._clock()
-        if key in self._next and now < self._next[key]:
-            self._held[key] += 1
-            return None
-        self._next[key] = now + self._interval_s
-        return self._held.pop(key, 0)
 
 
 def idempotent_producer_config(settings: Settings) -> dict[str, Any]:
@@ -150,8 +99,6 @@ class Outbox:
         self._log = LogLimiter(LOG_INTERVAL_S)
         self.failed = False  # an OutputFailed was raised: nothing more should be sent
         self.transactional = settings.worker_delivery is DeliveryMode.EXACTLY_ONCE
-        if self.transactional:
-            self._producer.init_transactions(30)
 
     def send(self, output: Output) -> None:
         """Queue `output`; one refused at once is handled here (see the module doc), maybe by raising OutputFailed."""
@@ -279,6 +226,24 @@ class Outbox:
             log.warning(event, topic=output.topic, code=error.name(), reason=error.str(), held_back=held)
 
     # --- exactly-once ----------------------------------------------------------------------
+    def init_transactions(self, stop: threading.Event, on_waiting: Callable[[], None]) -> None:
+        """Register the transactional id (fencing an earlier holder), tried until done or `stop` is set:
+        a broker away at start-up is waited out, as the consumer waits for it, instead of exiting.
+        librdkafka resumes the same initialization on each try; `on_waiting` hears each timed-out one."""
+        for attempt in itertools.count(1):
+            try:
+                self._producer.init_transactions(TXN_INIT_TRY_S)
+                return
+            except KafkaException as error:
+                if not error.args[0].retriable() or error.args[0].fatal():
+                    raise
+            on_waiting()
+            if attempt % round(LOG_INTERVAL_S / TXN_INIT_TRY_S) == 1:
+                log.warning("transactions_not_initialized", waited_s=attempt * TXN_INIT_TRY_S,
+                            reason="the broker did not answer")
+            if stop.is_set():
+                return
+
     def begin(self) -> None:
         self._producer.begin_transaction()
 

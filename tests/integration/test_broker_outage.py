@@ -16,7 +16,7 @@ import pytest
 from tests.integration.worker_harness import committed_and_end_offsets, read_outputs, running_worker
 from worker.localbroker import LocalBroker
 from worker.sample import produce_uploads, sample_uploads
-from worker.settings import Settings
+from worker.settings import DeliveryMode, Settings
 from worker.topics import ensure_topics, worker_topics
 
 pytestmark = pytest.mark.integration
@@ -44,8 +44,13 @@ def assert_everything_committed(settings: Settings, timeout_s: float = 60.0) -> 
         time.sleep(0.5)
 
 
-def test_worker_waits_for_a_broker_unreachable_at_start_up(outage_settings: Settings, broker: LocalBroker) -> None:
-    uploads = sample_uploads(40, "startup")
+@pytest.mark.parametrize("delivery", [DeliveryMode.AT_LEAST_ONCE, DeliveryMode.EXACTLY_ONCE])
+def test_worker_waits_for_a_broker_unreachable_at_start_up(outage_settings: Settings, broker: LocalBroker,
+                                                           delivery: DeliveryMode) -> None:
+    """Exactly-once used to fail here: building the worker waited 30 s for init_transactions, then raised."""
+    outage_settings = outage_settings.model_copy(update={
+        "worker_delivery": delivery, "worker_transactional_id": f"{outage_settings.worker_group_id}-tx"})
+    uploads = sample_uploads(40, f"startup-{delivery.value}")
     produce_uploads(outage_settings, uploads)
     broker.pause()
     try:

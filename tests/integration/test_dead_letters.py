@@ -33,9 +33,9 @@ from tests.integration.worker_harness import (
 )
 from worker.app import build_worker
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema
+from worker.delivery_errors import OutputFailed
 from worker.encode import DEAD_LETTER_MAX_BYTES, KEPT_KEY_BYTES, REVIEW_TEXT_MAX_CHARS
 from worker.loop import Worker
-from worker.produce import OutputFailed
 from worker.readback import read_records
 from worker.sample import produce_uploads, sample_uploads, upload_record
 from worker.settings import DeliveryMode, Settings

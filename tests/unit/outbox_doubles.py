@@ -31,6 +31,8 @@ class FakeProducer:
         self.refuse = refuse or {}
         self.produced: list[tuple[str, bytes | None, bytes]] = []
         self.aborted = 0
+        self.init_errors: list[KafkaError] = []  # what init_transactions raises, one per call, then succeeds
+        self.init_calls = 0
         self._pending: list[tuple[str, Callable[[KafkaError | None, Any], None]]] = []
 
     def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
@@ -54,7 +56,9 @@ class FakeProducer:
         return len(self._pending)
 
     def init_transactions(self, _timeout: float) -> None:
-        pass
+        self.init_calls += 1
+        if self.init_errors:
+            raise KafkaException(self.init_errors.pop(0))
 
     def abort_transaction(self, _timeout: float) -> None:
         self.aborted += 1

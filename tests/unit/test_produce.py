@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from structlog.testing import capture_logs
 
 from tests.unit.outbox_doubles import DLQ, OUT, REVIEW, SOURCE, FakeProducer, categorized, outbox, settings
 from worker.avro import PlainAvroCodec, load_schema
 from worker.decode import Decoder
+from worker.delivery_errors import OutputFailed, Verdict, classify
 from worker.encode import DEAD_LETTER_MAX_BYTES, EventEncoder
-from worker.produce import LogLimiter, Outbox, Output, OutputFailed, Verdict, classify, producer_config
+from worker.logs import LogLimiter
+from worker.produce import Outbox, Output, producer_config
 from worker.records import SourceRef
 from worker.settings import DeliveryMode
 
@@ -239,6 +242,27 @@ def test_exactly_once_dead_letters_an_output_refused_at_once_inside_the_transact
     box = outbox(producer, acked, worker_delivery=DeliveryMode.EXACTLY_ONCE)
     box.send(categorized(b"x" * BIG))
     assert box.flush(5) == 0 and producer.topics() == [DLQ] and producer.aborted == 0 and acked == []
+
+
+def test_exactly_once_start_up_waits_out_a_broker_that_does_not_answer() -> None:
+    """A timed-out init_transactions is tried again (librdkafka resumes it) and heard as waiting; before,
+    one 30 s timeout at start-up made the worker exit."""
+    producer, waits = FakeProducer(), []
+    producer.init_errors = [KafkaError(KafkaError._TIMED_OUT, retriable=True)] * 2
+    box = outbox(producer, [], worker_delivery=DeliveryMode.EXACTLY_ONCE)
+    box.init_transactions(threading.Event(), on_waiting=lambda: waits.append(1))
+    assert (producer.init_calls, len(waits)) == (3, 2)
+
+
+def test_exactly_once_start_up_stops_waiting_when_asked_and_on_a_fatal_error() -> None:
+    producer, stop = FakeProducer(), threading.Event()
+    producer.init_errors = [KafkaError(KafkaError._TIMED_OUT, retriable=True)] * 5
+    box = outbox(producer, [], worker_delivery=DeliveryMode.EXACTLY_ONCE)
+    box.init_transactions(stop, on_waiting=stop.set)
+    assert producer.init_calls == 1
+    producer.init_errors = [KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, fatal=True)]
+    with pytest.raises(KafkaException):
+        box.init_transactions(threading.Event(), on_waiting=stop.set)
 
 
 def test_exactly_once_takes_its_transaction_timeout_from_the_settings() -> None:
