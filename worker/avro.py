@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -26,12 +25,10 @@ from functools import cache
 from typing import Any, Protocol
 
 import fastavro
-import structlog
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
+from worker.retry import until_done
 from worker.settings import REPO_ROOT, Settings, WireFormat
-
-log = structlog.get_logger(__name__)
 
 SCHEMA_DIR = REPO_ROOT / "schemas"
 FINGERPRINT_HEADER = "avro.schema.fingerprint"
@@ -203,17 +200,16 @@ def prepare_output_schemas(codec: Codec, settings: Settings, stop: threading.Eve
     """The registry's ids for every schema the worker writes, asked until known or `stop` is set: writing
     then never waits on the registry, so an input judged without it (a tombstone, unframed bytes) meets no
     outage on its way out. `on_unavailable` hears each failed try (metrics, liveness)."""
-    for attempt in itertools.count():
+
+    def attempt() -> str | None:
         try:
             for schema, topic in output_schemas(settings):
                 codec.prepare(schema, topic)
-            return
         except RegistryUnavailable as error:
-            on_unavailable()
-            if attempt % max(1, round(30 / retry_s)) == 0:  # every 30 s
-                log.warning("output_schemas_unresolved", retry_in_s=retry_s, reason=str(error))
-            if stop.wait(retry_s):
-                return
+            return str(error)
+        return None
+
+    until_done(attempt, stop, retry_s, on_unavailable, "output_schemas_unresolved")
 
 
 def make_codec(settings: Settings) -> Codec:

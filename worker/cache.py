@@ -26,7 +26,6 @@ itself when Redis answers again.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -34,6 +33,7 @@ import redis
 import structlog
 
 from worker.encoders.base import EncoderIdentity
+from worker.logs import LogLimiter
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -82,16 +82,13 @@ class EmbeddingCache:
         self.namespace = namespace
         self.text_namespace = text_namespace or namespace
         self._ttl_s = ttl_s
-        self._log_interval_s = log_interval_s
-        self._last_logged = -float("inf")
+        self._log = LogLimiter(log_interval_s)
         self.errors = 0
 
     def _failed(self, operation: str, error: Exception) -> None:
         self.errors += 1
         self._on_error()
-        now = time.monotonic()
-        if now - self._last_logged >= self._log_interval_s:
-            self._last_logged = now
+        if self._log.allow("cache_unavailable") is not None:
             # the message names the error class only: a connection error may quote the URL
             log.warning("cache_unavailable", operation=operation, error=type(error).__name__, errors=self.errors)
 

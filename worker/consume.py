@@ -22,6 +22,7 @@ import structlog
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from worker.logs import LogLimiter
 from worker.records import SourceRef
 from worker.settings import Settings
 
@@ -86,7 +87,7 @@ class Inbox:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self.assignment: set[tuple[str, int]] = set()
-        self._last_warned: dict[str, float] = {}
+        self._log = LogLimiter(30.0)
         self.paused = False  # by flow control (pause / resume); a new assignment is not
         self._held: dict[tuple[str, int], float] = {}  # partition -> when to fetch it again (monotonic)
         self._subscribed = False
@@ -156,10 +157,8 @@ class Inbox:
 
     def _warn(self, event: str, **fields: object) -> None:
         """A warning, at most every 30 s per event: a broker or registry outage repeats them many times."""
-        now = time.monotonic()
-        if now - self._last_warned.get(event, -float("inf")) >= 30:
-            self._last_warned[event] = now
-            log.warning(event, **fields)
+        if (held_back := self._log.allow(event)) is not None:
+            log.warning(event, held_back=held_back, **fields)
 
     def commit(self, positions: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         """Commit `positions`; what the broker confirms goes to `on_committed` (asynchronous: from a later poll)."""

@@ -86,12 +86,17 @@ def _kept_headers(headers: tuple[tuple[str, bytes | None], ...]) -> tuple[tuple[
     return headers[:kept]
 
 
+def kept_key(key: bytes | None) -> bytes | None:
+    """An input's message key as its dead letter keeps it: in the record and as the letter's own key."""
+    return key[:KEPT_KEY_BYTES] if key is not None else None
+
+
 def fit_dead_letter(letter: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES) -> DeadLetter:
     """The letter, cut to encode within `max_bytes`: the value first, the key and headers only when huge.
 
     What was cut is said in the message, with the original sizes: bad input loses nothing silently.
     """
-    key = letter.key[:KEPT_KEY_BYTES] if letter.key is not None else None
+    key = kept_key(letter.key)
     headers = _kept_headers(letter.headers)
     message = letter.error_message[:KEPT_MESSAGE_CHARS]
     room = max_bytes - _RECORD_ROOM - len(key or b"") - _header_bytes(headers) - len(message.encode()) \

@@ -31,7 +31,7 @@ from worker.categorize import BatchOutcome, StartedBatch, label_batch, start_bat
 from worker.commit import Committer, OffsetTracker, TopicPartition
 from worker.consume import Inbox, source_of
 from worker.decode import Decoder
-from worker.encode import EventEncoder
+from worker.encode import EventEncoder, kept_key
 from worker.encoders import Encoder
 from worker.health import Health
 from worker.metrics import Metrics
@@ -222,7 +222,7 @@ class Worker:
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         value, headers = self._events.dead_letter(letter)
-        self._send(Output(self._settings.worker_dlq_topic, letter.key, value, headers, letter.source))
+        self._send(Output(self._settings.worker_dlq_topic, kept_key(letter.key), value, headers, letter.source))
         self.metrics.dead_lettered(letter.error_type)
         log.debug("dead_letter", reason=letter.error_type, source=letter.source)
 

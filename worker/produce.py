@@ -15,8 +15,9 @@ retries) is handled by what it is and by `classify`:
   copy, which is dropped unless the producer itself failed.
 `OutputFailed` stops the worker with the input uncommitted (read again after the restart): a
 topic-wide fault such as a missing ACL would otherwise send the whole stream to the dead-letter
-topic, or stall commits silently. A dead letter cannot itself be dead-lettered. Failures are logged
-at most once per `LOG_INTERVAL_S` per event and error code, with the count held back.
+topic, or stall commits silently. A dead letter cannot itself be dead-lettered. Failures that repeat
+(re-sends, dropped review copies, deliveries failed in a transaction) are logged at most once per
+`LOG_INTERVAL_S` per event and error code, with the count held back; each dead-lettered input is logged.
 
 In exactly-once mode the producer is transactional: the loop wraps each batch in a
 transaction together with the consumer offsets (`begin` / `commit_with_offsets`), and counts an
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
+import socket
 import threading
 import time
 from collections import deque
@@ -41,11 +42,12 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from worker.avro import Headers, make_codec
+from worker.avro import Headers
 from worker.delivery_errors import TOO_LARGE, OutputFailed, Verdict, classify
-from worker.encode import KEPT_KEY_BYTES, EventEncoder
+from worker.encode import EventEncoder, kept_key
 from worker.logs import LogLimiter
 from worker.records import DeadLetter, SourceRef
+from worker.retry import until_done
 from worker.settings import DeliveryMode, Settings
 
 log = structlog.get_logger(__name__)
@@ -75,20 +77,27 @@ def idempotent_producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def transactional_id(settings: Settings) -> str:
+    """The setting, else `<group>-<host name>` (in Kubernetes the pod name, as the chart sets it): one id
+    shared by every replica would have each one's `init_transactions` fence the others in turn."""
+    return settings.worker_transactional_id or f"{settings.worker_group_id}-{socket.gethostname()}"
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     conf = idempotent_producer_config(settings)
     if settings.worker_delivery is DeliveryMode.EXACTLY_ONCE:
-        conf["transactional.id"] = settings.worker_transactional_id or f"{settings.worker_group_id}-worker"
+        conf["transactional.id"] = transactional_id(settings)
         conf["transaction.timeout.ms"] = settings.kafka_transaction_timeout_ms
     return conf
 
 
 class Outbox:
-    """`producer` and `encoder` default to the worker's own (tests pass stand-ins); `on_dead_lettered`
-    hears the reason of each input this outbox dead-letters because its output was refused."""
+    """`encoder` writes the dead letters of refused outputs; `producer` defaults to the worker's own (tests
+    pass stand-ins); `on_dead_lettered` hears the reason of each input this outbox dead-letters because its
+    output was refused."""
 
-    def __init__(self, settings: Settings, on_acked: Callable[[SourceRef], None], *, producer: Producer | None = None,
-                 encoder: EventEncoder | None = None, on_dead_lettered: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, on_acked: Callable[[SourceRef], None], *, encoder: EventEncoder,
+                 producer: Producer | None = None, on_dead_lettered: Callable[[str], None] | None = None) -> None:
         self._producer = producer if producer is not None else Producer(producer_config(settings))
         self._settings = settings
         self._on_acked = on_acked
@@ -134,9 +143,6 @@ class Outbox:
             retry, self._retry = self._retry, []
             for output in retry:
                 self.send(output)
-
-    def queued(self) -> int:
-        return len(self._producer)
 
     def flush(self, timeout_s: float = 30.0) -> int:
         """Wait for every acknowledgment (re-sending failures); returns what is still queued."""
@@ -187,20 +193,12 @@ class Outbox:
         message = (f"the {output.topic} output for this input was refused ({error.name()}: {error.str()}): key "
                    f"{len(output.key or b'')} bytes, value {len(output.value)} bytes; the input is not carried "
                    "here, it is at source_topic/source_partition/source_offset")
-        value, headers = self._dead_letter_encoder().dead_letter(DeadLetter(source, output.key, None, reason, message))
+        value, headers = self._encoder.dead_letter(DeadLetter(source, output.key, None, reason, message))
         log.error("output_dead_lettered", topic=output.topic, reason=reason, code=error.name(),
                   source=source, value_bytes=len(output.value))
-        key = output.key[:KEPT_KEY_BYTES] if output.key is not None else None  # as in the letter
-        self.send(Output(self._settings.worker_dlq_topic, key, value, headers, source))
+        self.send(Output(self._settings.worker_dlq_topic, kept_key(output.key), value, headers, source))
         if self._on_dead_lettered is not None:
             self._on_dead_lettered(reason)
-
-    def _dead_letter_encoder(self) -> EventEncoder:
-        if self._encoder is None:
-            s = self._settings
-            self._encoder = EventEncoder(make_codec(s), s.worker_output_topic, s.worker_dlq_topic,
-                                         s.worker_review_topic)
-        return self._encoder
 
     def _failed_for_good(self, output: Output, error: KafkaError) -> OutputFailed:
         what = "dead letter" if output.topic == self._settings.worker_dlq_topic else "output"
@@ -230,19 +228,16 @@ class Outbox:
         """Register the transactional id (fencing an earlier holder), tried until done or `stop` is set:
         a broker away at start-up is waited out, as the consumer waits for it, instead of exiting.
         librdkafka resumes the same initialization on each try; `on_waiting` hears each timed-out one."""
-        for attempt in itertools.count(1):
-            try:
-                self._producer.init_transactions(TXN_INIT_TRY_S)
-                return
-            except KafkaException as error:
-                if not error.args[0].retriable() or error.args[0].fatal():
-                    raise
-            on_waiting()
-            if attempt % round(LOG_INTERVAL_S / TXN_INIT_TRY_S) == 1:
-                log.warning("transactions_not_initialized", waited_s=attempt * TXN_INIT_TRY_S,
-                            reason="the broker did not answer")
-            if stop.is_set():
-                return
+        until_done(self._try_init_transactions, stop, 0.0, on_waiting, "transactions_not_initialized")
+
+    def _try_init_transactions(self) -> str | None:
+        try:
+            self._producer.init_transactions(TXN_INIT_TRY_S)
+        except KafkaException as error:
+            if not error.args[0].retriable() or error.args[0].fatal():
+                raise
+            return f"the broker did not answer: {error.args[0].str()}"
+        return None
 
     def begin(self) -> None:
         self._producer.begin_transaction()

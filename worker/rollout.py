@@ -48,13 +48,14 @@ def check_same_text_recipe(current: Classifier, candidate: Classifier) -> None:
     if (candidate.text_max_chars, candidate.max_tokens) != (current.text_max_chars, current.max_tokens):
         raise ValueError(
             f"{candidate.version} was trained on {candidate.text_max_chars} characters / {candidate.max_tokens} "
-            f"tokens, the worker serves {current.text_max_chars} / {current.max_tokens}: restart the workers to roll "
-            "it out"
+            f"tokens, the head it would replace ({current.version}) on {current.text_max_chars} / "
+            f"{current.max_tokens}: the worker builds texts and cache keys for the head it started with, so restart "
+            "the workers to roll it out"
         )
     if candidate.embed_views != current.embed_views:
         raise ValueError(
-            f"{candidate.version} is served on the full text with views {list(candidate.embed_views)}, the worker "
-            f"embeds it with {list(current.embed_views)}: restart the workers to roll it out"
+            f"{candidate.version} is served on the full text with views {list(candidate.embed_views)}, the head it "
+            f"would replace ({current.version}) with {list(current.embed_views)}: restart the workers to roll it out"
         )
 
 

@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     worker_group_id: str = "video-categorizer"
     worker_delivery: DeliveryMode = Field(DeliveryMode.AT_LEAST_ONCE, description="Or exactly-once (transactions).")
     worker_transactional_id: str = Field(
-        "", description="Exactly-once: one id per pod (its name; a replacement pod gets a new one)."
+        "", description="Exactly-once: one id per pod (its name; a replacement pod gets a new one); unset: "
+        "<group>-<host name>."
     )
 
     # --- model -----------------------------------------------------------------------------

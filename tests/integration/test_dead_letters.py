@@ -132,15 +132,17 @@ def test_inputs_too_large_for_their_outputs_are_dead_lettered_and_the_worker_goe
 ) -> None:
     """The worker's producer refuses messages over 1,000,000 bytes (librdkafka's message.max.bytes). Before the
     fix the first of these inputs raised MSG_SIZE_TOO_LARGE out of the loop: the worker died on it after every
-    restart. Now: a capped dead letter, an `output-too-large` letter for the huge video id (its output and
-    review copy cannot be written), a review copy with its description cut, and every offset committed."""
+    restart. Now: a capped dead letter (its message key cut as in the letter), an `output-too-large` letter
+    for the huge video id (its output and review copy cannot be written), a review copy with its description
+    cut, and every offset committed."""
     settings = make_settings(worker_review_topic=f"{unique_name}-review", worker_review_sample_rate=1.0,
                              worker_delivery=delivery)
     ensure_topics(settings, worker_topics(settings), partitions=1)
     garbage = os.urandom(2 * 1024 * 1024)
     long_text = sample_uploads(1, "long-text")[0]
     producer = Producer({**settings.kafka_common(), "message.max.bytes": 2 * TEN_MB})
-    producer.produce(settings.worker_input_topic, garbage, b"garbage")
+    garbage_key = b"garbage-" * (64 * 1024)  # 512 KiB: with the whole key the letter's message was too large
+    producer.produce(settings.worker_input_topic, garbage, garbage_key)
     for record in (upload_record(sample_uploads(1, "huge-id")[0]) | {"video_id": "v" * 600_000},
                    upload_record(long_text) | {"description": "palabra " * (2 * 1024 * 1024 // 8)}):
         value, headers = CODEC.dumps(record, SCHEMA, settings.worker_input_topic)
@@ -160,10 +162,11 @@ def test_inputs_too_large_for_their_outputs_are_dead_lettered_and_the_worker_goe
             time.sleep(0.5)
 
     undecodable, too_large = sorted(letters, key=lambda d: d["source_offset"])
-    assert (undecodable["source_offset"], undecodable["original_key"]) == (0, b"garbage")
+    assert (undecodable["source_offset"], undecodable["original_key"]) == (0, garbage_key[:KEPT_KEY_BYTES])
     assert undecodable["error_type"] in {"avro-decode", "invalid-utf8"}  # random bytes: either, by chance
     kept = undecodable["original_value"]
-    assert garbage.startswith(kept) and DEAD_LETTER_MAX_BYTES - 4096 < len(kept) < DEAD_LETTER_MAX_BYTES
+    room = DEAD_LETTER_MAX_BYTES - KEPT_KEY_BYTES  # the letter keeps the key's first 16 KiB too
+    assert garbage.startswith(kept) and room - 4096 < len(kept) < room
     assert f"original_value {len(kept)} of {len(garbage)} bytes kept" in undecodable["error_message"]
     assert (too_large["source_offset"], too_large["error_type"], too_large["original_value"]) == (
         1, "output-too-large", None)
@@ -174,6 +177,7 @@ def test_inputs_too_large_for_their_outputs_are_dead_lettered_and_the_worker_goe
     assert "v" * 600_000 not in {c["video_id"] for c in copies}
     events = [e["event"] for e in logs]
     assert events.count("output_dead_lettered") == 1 and events.count("review_copy_dropped") == 1
+    assert "dead_letter_sent_without_key" not in events  # each letter's message key is its kept key
 
 
 # --- Schema Registry framing ---------------------------------------------------------------------

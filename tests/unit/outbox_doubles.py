@@ -12,6 +12,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+from worker.avro import PlainAvroCodec
+from worker.encode import EventEncoder
 from worker.produce import Outbox, Output
 from worker.records import SourceRef
 from worker.settings import Settings
@@ -73,8 +75,13 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**(values | overrides))
 
 
+def event_encoder(s: Settings) -> EventEncoder:
+    return EventEncoder(PlainAvroCodec(), s.worker_output_topic, s.worker_dlq_topic, s.worker_review_topic)
+
+
 def outbox(producer: Any, acked: list[SourceRef], **overrides: Any) -> Outbox:
-    return Outbox(settings(**overrides), on_acked=acked.append, producer=producer)
+    s = settings(**overrides)
+    return Outbox(s, on_acked=acked.append, encoder=event_encoder(s), producer=producer)
 
 
 def categorized(value: bytes = b"v", key: bytes | None = b"video-1") -> Output:

@@ -3,7 +3,7 @@ import os
 import pytest
 import structlog
 
-from worker.logs import native_logs_as_events
+from worker.logs import LogLimiter, native_logs_as_events
 
 ABSL_LINE = b"E0000 00:00:1795295267.270951   17441 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n"
 BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -25,3 +25,11 @@ def test_stderr_is_restored_when_the_block_raises(capfd: pytest.CaptureFixture[s
         raise RuntimeError("load failed")
     os.write(2, ABSL_LINE)
     assert capfd.readouterr().err == ABSL_LINE.decode()
+
+
+def test_log_limiter_allows_one_line_per_key_per_interval_and_counts_the_rest() -> None:
+    now = [0.0]
+    limiter = LogLimiter(30.0, clock=lambda: now[0])
+    assert [limiter.allow("a"), limiter.allow("a"), limiter.allow("b"), limiter.allow("a")] == [0, None, 0, None]
+    now[0] = 30.0
+    assert limiter.allow("a") == 2

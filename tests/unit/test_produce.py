@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,12 +21,21 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from structlog.testing import capture_logs
 
-from tests.unit.outbox_doubles import DLQ, OUT, REVIEW, SOURCE, FakeProducer, categorized, outbox, settings
+from tests.unit.outbox_doubles import (
+    DLQ,
+    OUT,
+    REVIEW,
+    SOURCE,
+    FakeProducer,
+    categorized,
+    event_encoder,
+    outbox,
+    settings,
+)
 from worker.avro import PlainAvroCodec, load_schema
 from worker.decode import Decoder
-from worker.delivery_errors import OutputFailed, Verdict, classify
+from worker.delivery_errors import OutputFailed
 from worker.encode import DEAD_LETTER_MAX_BYTES, EventEncoder
-from worker.logs import LogLimiter
 from worker.produce import Outbox, Output, producer_config
 from worker.records import SourceRef
 from worker.settings import DeliveryMode
@@ -37,31 +47,6 @@ E = KafkaError
 def read_letter(value: bytes) -> dict[str, Any]:
     schema = load_schema("DeadLetter").parsed
     return fastavro.schemaless_reader(io.BytesIO(value), schema, schema)
-
-
-# --- classify -------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("code", "verdict"), [
-    *[(c, Verdict.RETRY) for c in (E._MSG_TIMED_OUT, E._TRANSPORT, E.NOT_ENOUGH_REPLICAS, E.UNKNOWN_TOPIC_OR_PART)],
-    *[(c, Verdict.REJECTED) for c in (E.MSG_SIZE_TOO_LARGE, E.RECORD_LIST_TOO_LARGE, E.INVALID_RECORD)],
-    *[(c, Verdict.FATAL) for c in (E.TOPIC_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED, E.INVALID_CONFIG)],
-])
-def test_classify_by_code(code: int, verdict: Verdict) -> None:
-    assert classify(KafkaError(code)) is verdict
-
-
-def test_classify_by_flags() -> None:
-    assert classify(KafkaError(E.CONCURRENT_TRANSACTIONS, retriable=True)) is Verdict.RETRY
-    assert classify(KafkaError(E._FATAL, fatal=True)) is Verdict.FATAL
-    assert classify(KafkaError(E.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)) is Verdict.FATAL
-
-
-def test_log_limiter_allows_one_line_per_key_per_interval_and_counts_the_rest() -> None:
-    now = [0.0]
-    limiter = LogLimiter(30.0, clock=lambda: now[0])
-    assert [limiter.allow("a"), limiter.allow("a"), limiter.allow("b"), limiter.allow("a")] == [0, None, 0, None]
-    now[0] = 30.0
-    assert limiter.allow("a") == 2
 
 
 # --- refused by produce() at once (real librdkafka check) ------------------------------------------
@@ -102,7 +87,8 @@ def test_an_undecodable_2_mb_input_becomes_a_dead_letter_that_fits(real_producer
 
 def test_a_categorized_output_too_large_to_produce_dead_letters_its_input(real_producer: RecordingProducer) -> None:
     dead_lettered: list[str] = []
-    box = Outbox(settings(), on_acked=[].append, producer=real_producer, on_dead_lettered=dead_lettered.append)
+    box = Outbox(settings(), on_acked=[].append, encoder=event_encoder(settings()), producer=real_producer,
+                 on_dead_lettered=dead_lettered.append)
     with capture_logs() as logs:
         box.send(categorized(b"x" * BIG))
     assert [topic for topic, _key, _value in real_producer.accepted] == [DLQ]
@@ -270,6 +256,12 @@ def test_exactly_once_takes_its_transaction_timeout_from_the_settings() -> None:
                                     worker_transactional_id="pod-0"))
     assert (conf["transactional.id"], conf["transaction.timeout.ms"]) == ("pod-0", 15_000)
     assert "transaction.timeout.ms" not in producer_config(settings())
+
+
+def test_exactly_once_without_a_transactional_id_takes_one_per_host() -> None:
+    """Not one id for the whole group: each replica's init_transactions would fence the others in turn."""
+    conf = producer_config(settings(worker_delivery="exactly-once", worker_group_id="g"))
+    assert conf["transactional.id"] == f"g-{socket.gethostname()}"
 
 
 def test_flush_waits_between_re_sends_of_an_output_refused_at_once() -> None:
