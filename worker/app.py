@@ -10,7 +10,7 @@ import redis
 import structlog
 from threadpoolctl import threadpool_limits
 
-from worker.cache import EmbeddingCache, connect, embedding_namespace, video_namespace
+from worker.cache import EmbeddingCache, connect, text_namespace, video_namespace
 from worker.classify import Classifier
 from worker.encoders import EncoderIdentity, load_encoder, muse_identity
 from worker.health import Health, serve
@@ -41,7 +41,7 @@ def embedding_cache(
     The video key holds the mean over the head's embed views of texts cut to the character budget,
     so two heads that differ in either never write one video key (a hot swap keeps both: rollout).
     """
-    text_ns = embedding_namespace(encoder, settings.worker_max_tokens or 0)
+    text_ns = text_namespace(encoder, settings.worker_max_tokens or 0)
     max_chars = settings.worker_text_max_chars or DEFAULT_MAX_CHARS
     video_ns = video_namespace(text_ns, max_chars, head.embed_views)
     return EmbeddingCache(client, video_ns, settings.worker_cache_ttl_s, on_error=on_error, text_namespace=text_ns)

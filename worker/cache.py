@@ -40,7 +40,7 @@ log = structlog.get_logger(__name__)
 EMBEDDING_DTYPE = np.dtype("<f4")
 
 
-def embedding_namespace(encoder: EncoderIdentity, max_tokens: int) -> str:
+def text_namespace(encoder: EncoderIdentity, max_tokens: int) -> str:
     """The text keys' namespace: what one text's embedding depends on."""
     return f"{encoder.short}/t{max_tokens}"
 

@@ -13,7 +13,7 @@ import typer
 
 from worker.encoders.commands import embed, export_muse
 from worker.logs import configure_logging
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 from worker.training.commands import compare, evaluate, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -27,14 +27,20 @@ def configure() -> None:
     configure_logging(settings.worker_log_format, settings.worker_log_level)
 
 
+def settings_with_broker() -> Settings:
+    """The environment's settings, for a command that talks to Kafka."""
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    return settings
+
+
 @app.command("run")
 def run() -> None:
     """Run one worker from the environment's settings until SIGTERM/SIGINT (what a container runs)."""
     from worker.app import build_worker
 
-    settings = load_settings()
-    if not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    settings = settings_with_broker()
     with build_worker(settings) as worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.request_stop())
@@ -108,9 +114,7 @@ def replay_dead_letters(
         raise typer.BadParameter("give --error-type REASON (repeatable) or --all")
     if unknown := sorted(set(error_type or ()) - set(DEAD_LETTER_REASONS)):
         raise typer.BadParameter(f"unknown reason {unknown}; the reasons are {', '.join(DEAD_LETTER_REASONS)}")
-    settings = load_settings()
-    if not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    settings = settings_with_broker()
     summary = replay(settings, DEAD_LETTER_REASONS if all_reasons else tuple(dict.fromkeys(error_type or ())), dry_run)
     typer.echo(json.dumps(summary.as_json()))
 
@@ -128,9 +132,7 @@ def export_review(
 
     if reason not in REVIEW_REASONS:
         raise typer.BadParameter(f"unknown reason {reason!r}; the reasons are {', '.join(REVIEW_REASONS)}")
-    settings = load_settings()
-    if not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    settings = settings_with_broker()
     try:
         summary = export(settings, reason, out, dry_run)
     except ExportRefused as refused:

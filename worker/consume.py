@@ -122,7 +122,7 @@ class Inbox:
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         self._join_settled = False  # eager protocol: a revoke is followed by a new JoinGroup
-        self._on_revoke(tps)
+        self._on_revoke(tps)  # first: the loop drains, and counts what it still holds, from `assignment` as it was
         self.assignment.difference_update(tps)
         for tp in tps:
             self._held.pop(tp, None)

@@ -20,7 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from worker.avro import AvroSchema, Codec, Headers, RegistryUnavailable, UnknownWriterSchema, load_schema
+from worker.avro import Codec, Headers, RegistryUnavailable, UnknownWriterSchema, load_schema
 from worker.records import DeadLetter, SourceRef, Upload, VideoUploaded
 from worker.text import build_texts
 
@@ -68,13 +68,11 @@ def to_video_uploaded(record: dict[str, Any]) -> VideoUploaded:
 
 
 class Decoder:
-    def __init__(
-        self, codec: Codec, text_max_chars: int, embed_views: tuple[str, ...] = (), schema: AvroSchema | None = None
-    ) -> None:
+    def __init__(self, codec: Codec, text_max_chars: int, embed_views: tuple[str, ...] = ()) -> None:
         self._codec = codec
         self._max_chars = text_max_chars
         self._embed_views = embed_views
-        self._schema = schema or load_schema(UPLOAD_SCHEMA_NAME)
+        self._schema = load_schema(UPLOAD_SCHEMA_NAME)
 
     def decode(
         self, key: bytes | None, value: bytes | None, headers: Headers | None, source: SourceRef

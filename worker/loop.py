@@ -84,7 +84,7 @@ class Worker:
         return self._models.current.version
 
     @property
-    def embedding_namespace(self) -> str:
+    def video_namespace(self) -> str:
         return self._cache.namespace
 
     @property
@@ -149,7 +149,10 @@ class Worker:
         self.health.progressed()
 
     def _advance(self) -> None:
-        """Finish the batch in the encoder once it is embedded, the next due batch started first."""
+        """Finish the batch in the encoder once it is embedded, the next due batch started first.
+
+        It loops because a batch served wholly from the cache is embedded as soon as it starts: the
+        batch due after it can then be started, and that one finished, in the same step."""
         while True:
             finished = self._pending
             if finished is not None and not finished.embedding.done():
@@ -157,7 +160,7 @@ class Worker:
             # the finished batch's embeddings are stored before the next batch's cache lookup
             embedded = finished.embedding.result() if finished is not None else None
             self._pending = self._start(self._batcher.take()) if self._batcher.is_due(time.monotonic()) else None
-            if finished is not None and embedded is not None:
+            if finished is not None and embedded is not None:  # (both or neither: narrows the types)
                 self._send_results(label_batch(finished, embedded))
             if self._pending is None:
                 return

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from worker.app import with_text_budget
-from worker.cache import EmbeddingCache, embedding_namespace
+from worker.app import embedding_cache, with_text_budget
+from worker.cache import EmbeddingCache
 from worker.categorize import categorize_batch
 from worker.classify import Classifier, load_classifier, sigmoid
 from worker.decode import InvalidEvent, upload_of
@@ -41,7 +41,7 @@ def load_predictor(model_dir: Path, settings: Settings) -> Predictor:
     classifier = load_classifier(model_dir, muse_identity())
     settings = with_text_budget(settings, classifier)
     encoder = load_encoder(settings)
-    cache = EmbeddingCache(None, embedding_namespace(encoder.identity, settings.worker_max_tokens or 0), ttl_s=0)
+    cache = embedding_cache(settings, encoder.identity, classifier, client=None)  # no Redis: every text embedded
     return Predictor(classifier, encoder, cache, settings.worker_text_max_chars or classifier.text_max_chars)
 
 

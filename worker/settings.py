@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     worker_batch_max_chars: int = Field(48_000, description="... or this many characters of text ...")
     worker_batch_max_wait_ms: int = Field(10, description="... or when its oldest event waited this long.")
     worker_max_in_flight: int = Field(4_096, description="Events consumed but not acknowledged before pausing.")
-    worker_commit_interval_ms: int = Field(1_000, description="How often stored offsets are committed.")
+    worker_commit_interval_ms: int = Field(1_000, description="How often acknowledged offsets are committed.")
 
     # --- cache -------------------------------------------------------------------------------
     worker_cache_ttl_s: int = Field(30 * 24 * 3600, description="TTL of cached embeddings in Redis.")

@@ -60,7 +60,7 @@ def test_a_flipped_model_pointer_swaps_the_head_between_batches(
     with running_worker(settings) as worker:
         old_version = worker.model_version
         # the video keys' namespace names the text recipe (starter: 1024 characters, view title_tags)
-        namespace = worker.embedding_namespace
+        namespace = worker.video_namespace
         assert namespace == f"{muse_identity().short}/t256/c1024/v=title_tags"
         produce_uploads(settings, before)
         read_outputs(settings, expected=len(before))
@@ -70,7 +70,7 @@ def test_a_flipped_model_pointer_swaps_the_head_between_batches(
         wait_for(lambda: worker.model_version == NEW_VERSION)
         produce_uploads(settings, after)
         outputs = read_outputs(settings, expected=len(before) + len(during) + len(after))
-        assert worker.embedding_namespace == namespace  # a hot swap keeps the recipe, so the video keys
+        assert worker.video_namespace == namespace  # a hot swap keeps the recipe, so the video keys
 
     assert all(o["embedding_key"] == video_key(namespace, o["video_id"]) for o in outputs)
 

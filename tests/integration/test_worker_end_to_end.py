@@ -66,7 +66,7 @@ def test_500_uploads_are_categorized_cached_and_committed(make_settings: Callabl
         assert len(outputs) == 500
         assert {o["video_id"] for o in outputs} == {u.video_id for u in uploads}
         client = redis.Redis.from_url(settings.redis_url)
-        namespace = worker.embedding_namespace
+        namespace = worker.video_namespace
         assert namespace.startswith(muse_identity().short + "/t")
         for output in outputs:
             assert output["top_label"] in labels

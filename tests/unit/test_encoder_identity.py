@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.cache import embedding_namespace
+from worker.cache import text_namespace
 from worker.classify import load_classifier
 from worker.encoders import tf_export, tf_hub
 from worker.encoders.base import EXPORT_VERSION, EncoderIdentity, muse_identity
@@ -36,7 +36,7 @@ def test_the_identity_names_the_export_version_so_cache_namespaces_follow_the_gr
     assert identity.graph == f"export-v{EXPORT_VERSION}"
     assert identity.short == f"{identity.name}@{identity.weights_sha256[:8]}.export-v{EXPORT_VERSION}"
     bumped = replace(identity, graph=f"export-v{EXPORT_VERSION + 1}")
-    assert embedding_namespace(bumped, 256) != embedding_namespace(identity, 256)
+    assert text_namespace(bumped, 256) != text_namespace(identity, 256)
     assert bumped.same_weights(identity) and bumped != identity
 
 
