@@ -45,6 +45,7 @@ class ChaosReport:
     outputs: int = 0
     duplicates: int = 0
     missing: int = 0
+    unexpected: int = 0  # outputs for a video id that was never produced
     seconds: float = 0.0
     timeline: list[str] = field(default_factory=list)
     kill_times_ms: list[int] = field(default_factory=list)  # wall clock of each SIGKILL
@@ -146,6 +147,7 @@ def run_chaos(settings: Settings, log_dir: Path, produce_s: float = 300.0) -> Ch
     chaos.report.outputs = sum(len(seen) for seen in outputs.values())
     chaos.report.duplicates = sum(len(seen) - 1 for seen in outputs.values())
     chaos.report.missing = len({e.video_id for e in events} - set(outputs))
+    chaos.report.unexpected = len(set(outputs) - {e.video_id for e in events})
     duplicated = {video_id: seen for video_id, seen in sorted(outputs.items()) if len(seen) > 1}
     chaos.report.first_copy_ms = {video_id: min(s.processed_time_ms for s in seen)
                                   for video_id, seen in duplicated.items()}

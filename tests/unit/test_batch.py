@@ -12,14 +12,16 @@ def test_empty_batch_is_never_due() -> None:
     assert batcher.seconds_until_due(0.0) is None
 
 
-def test_closes_on_max_size() -> None:
+def test_closes_on_max_size_and_takes_no_more() -> None:
     batcher = Batcher(max_size=3, max_chars=1000, max_wait_s=10)
     for i in range(3):
         assert not batcher.is_due(0.0)
         batcher.add(upload("abc", 0.0, i))
     assert batcher.is_due(0.0)
     assert batcher.seconds_until_due(0.0) == 0.0
+    batcher.add(upload("abc", 0.0, 3))
     assert [u.source.offset for u in batcher.take()] == [0, 1, 2]
+    assert [u.source.offset for u in batcher.take()] == [3]
     assert len(batcher) == 0
 
 

@@ -38,10 +38,10 @@ def random_head(seed: int = 0):
     return model
 
 
-def save(model, folder: Path) -> dict:
+def save(model, folder: Path, thresholds: tuple[float, ...] = (0.5, 0.4, 0.3)) -> dict:
     meta = {
         "labels": list(LABELS),
-        "thresholds": [0.5, 0.4, 0.3],
+        "thresholds": list(thresholds),
         "prior": [0.5, 0.3, 0.2],
         "encoder": {"name": IDENTITY.name, "weights_sha256": IDENTITY.weights_sha256, "max_tokens": 128},
     }
@@ -100,7 +100,8 @@ def test_missing_model_json_is_a_clear_error(tmp_path: Path) -> None:
 def test_version_changes_with_weights_and_thresholds(tmp_path: Path) -> None:
     first = save(random_head(0), tmp_path / "a")["version"]
     second = save(random_head(1), tmp_path / "b")["version"]
-    assert first != second and first.startswith("head-")
+    other_thresholds = save(random_head(0), tmp_path / "c", thresholds=(0.5, 0.4, 0.2))["version"]
+    assert len({first, second, other_thresholds}) == 3 and first.startswith("head-")
     meta = json.loads((tmp_path / "a" / "model.json").read_text())
     assert meta["weights_file"] == "head.keras" and len(meta["weights_sha256"]) == 64
 

@@ -23,3 +23,4 @@ def test_classify_by_flags() -> None:
     assert classify(KafkaError(E.CONCURRENT_TRANSACTIONS, retriable=True)) is Verdict.RETRY
     assert classify(KafkaError(E._FATAL, fatal=True)) is Verdict.FATAL
     assert classify(KafkaError(E.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)) is Verdict.FATAL
+    assert classify(KafkaError(E._TRANSPORT, fatal=True)) is Verdict.FATAL  # the flag wins over a transient code

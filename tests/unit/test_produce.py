@@ -246,7 +246,7 @@ def test_exactly_once_start_up_stops_waiting_when_asked_and_on_a_fatal_error() -
     box = outbox(producer, [], worker_delivery=DeliveryMode.EXACTLY_ONCE)
     box.init_transactions(stop, on_waiting=stop.set)
     assert producer.init_calls == 1
-    producer.init_errors = [KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, fatal=True)]
+    producer.init_errors = [KafkaError(KafkaError._TIMED_OUT, retriable=True, fatal=True)]  # fatal wins
     with pytest.raises(KafkaException):
         box.init_transactions(threading.Event(), on_waiting=stop.set)
 

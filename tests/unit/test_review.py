@@ -23,7 +23,8 @@ def test_the_sample_is_the_share_asked_for(rate: float) -> None:
 
 def test_the_sample_is_stable_and_nested() -> None:
     small = {v for v in IDS if in_sample(v, 0.05)}
-    assert small == {v for v in IDS if in_sample(v, 0.05)}
+    # the same videos in every process and on every replica (a hash Python salts per process would not be)
+    assert len(small) == 1026 and {"video-6", "video-32", "video-36", "video-64", "video-105"} <= small
     assert small < {v for v in IDS if in_sample(v, 0.2)}  # raising the rate keeps the videos already chosen
     assert not any(in_sample(v, 0.0) for v in IDS) and all(in_sample(v, 1.0) for v in IDS)
 
