@@ -21,7 +21,7 @@ from worker.training.data import (
     with_views,
 )
 from worker.training.head import HyperParameters
-from worker.training.pipeline import TrainRequest, read_training_set
+from worker.training.pipeline import TrainRequest, item_prior, read_training_set
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -188,6 +188,12 @@ def test_split_keeps_singletons_in_training() -> None:
     assert Example("lonely", ("B",), "x") in kept and len(held) == 3
 
 
+def test_split_never_holds_out_a_whole_label() -> None:
+    rows = [Example(f"a{i}", ("A",), "x") for i in range(2)]
+    kept, held = split_holdout(rows, 0.8, seed=0)  # round(1.6) = 2 would leave A nothing to learn from
+    assert (len(kept), len(held)) == (1, 1)
+
+
 def test_few_shot_takes_k_per_class_and_leaves_the_rest() -> None:
     rows = [Example(f"{c}{i}", (c,), "BR") for c in "ABC" for i in range(10 if c != "C" else 2)]
     sample, rest = few_shot_sample(rows, 5, seed=4)
@@ -217,3 +223,22 @@ def test_the_translations_of_few_shot_rows_leave_dev() -> None:
     assert shot_items and shot_items <= {item_key(ex) for ex in full_dev}  # the fixture is parallel
     assert not shot_items & {item_key(ex) for ex in data.dev}
     assert len(data.dev) == len(full_dev) - 2 * len(shot_items)  # each shot's English and French rows
+
+
+def test_a_label_only_the_shots_have_is_learnt(tmp_path: Path) -> None:
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text(json.dumps({"video_id": "n1", "region": "BR", "title": "Doação de sangue hoje",
+                                 "category": "Nonprofits & Activism"}) + "\n")
+    request = TrainRequest(data=[FIXTURES / "videos_small.jsonl"], out=Path("unused"), dev=[],
+                           few_shot_data=[shots], few_shot=1, labels=None, dev_fraction=0.2,
+                           hp=HyperParameters(), few_shot_weight=3)
+    data = read_training_set(request)
+    assert "Nonprofits & Activism" in data.labels
+    assert sum(ex.item == "video:n1" for ex in data.train) == 3  # before: dropped with its unknown label
+
+
+def test_the_prior_counts_each_item_once() -> None:
+    """Not each row: a video's extra view rows and a shot's repeats would weigh its label more."""
+    rows = [Example("v1", ("A",), "US", item="video:1"), Example("v1 tags", ("A",), "US", item="video:1"),
+            Example("v2", ("B",), "US", item="video:2"), *[Example("v3", ("B",), "BR", item="video:3")] * 10]
+    assert item_prior(rows, ("A", "B", "C")) == pytest.approx([1 / 3, 2 / 3, 0], abs=1e-6)

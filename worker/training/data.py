@@ -185,7 +185,8 @@ def _read_sib_first_split(folder: Path, splits: Sequence[str], max_chars: int) -
 def split_holdout(
     examples: Sequence[Example], fraction: float, seed: int
 ) -> tuple[list[Example], list[Example]]:
-    """Stratified by first label: each label keeps about `fraction` of its rows (at least one if it has 2+)."""
+    """Stratified by first label: holds out about `fraction` of each label's rows, at least one and never all
+    of them when it has 2+ (a label with one row stays in train)."""
     by_label: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         by_label[ex.labels[0]].append(ex)
@@ -194,8 +195,7 @@ def split_holdout(
     for label in sorted(by_label):
         rows = by_label[label][:]
         rng.shuffle(rows)
-        n_held = round(len(rows) * fraction) if len(rows) > 1 else 0
-        n_held = max(n_held, 1) if len(rows) > 1 else 0
+        n_held = min(max(1, round(len(rows) * fraction)), len(rows) - 1) if len(rows) > 1 else 0
         held.extend(rows[:n_held])
         kept.extend(rows[n_held:])
     return kept, held

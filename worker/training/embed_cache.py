@@ -30,6 +30,7 @@ def text_key(text: str) -> str:
 class EmbeddingCache:
     def __init__(self, encoder: Encoder, max_tokens: int, root: Path = DEFAULT_CACHE_ROOT) -> None:
         self.encoder = encoder
+        self.max_tokens = max_tokens
         self.folder = root / f"{encoder.identity.short}-t{max_tokens}"
         self.folder.mkdir(parents=True, exist_ok=True)
 

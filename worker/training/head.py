@@ -1,9 +1,11 @@
 """The Keras head: Dense -> BatchNorm -> Dropout -> Dense (sigmoid), binary cross-entropy.
 
-`fit_head` trains one head per seed with class weighting and early stopping on dev, then
-merges the seeds into one wider head of the same shape: the hidden units are stacked and
-the output weights divided by the number of seeds, so the merged head's logits are the
-mean of the seeds' logits (an ensemble that costs one matrix product at serving time).
+`fit_head` fits up to three parts and stacks them into one wider head of the same shape (an
+ensemble that costs one matrix product at serving time): MLP heads, one per seed, with class
+weighting and early stopping on dev, whose output weights are scaled by `(1 - linear_weight) / seeds`;
+the linear part (`worker.training.linear`) as relu unit pairs, scaled by `linear_weight`; and the
+kernel votes (`worker.training.kernel`). The merged logits are the weighted sum of the parts'
+logits: with `linear_weight` 1 (the starter) there is no MLP at all.
 """
 
 from __future__ import annotations

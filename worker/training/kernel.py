@@ -10,7 +10,7 @@ fourth sweep).
 
 It keeps the head's shape, `Dense(relu) -> BatchNorm -> Dense`: the hidden kernel is the
 training embeddings themselves, the output kernel their label votes. Repeated rows (a
-few-shot example counted N times, a view equal to the full text) become one unit whose
+few-shot example counted N times, two videos with the same text) become one unit whose
 vote counts them all.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ class TrainRequest:
     dev_fraction: float
     hp: HyperParameters
     text_max_chars: int = DEFAULT_MAX_CHARS
-    max_tokens: int | None = None  # None: the WORKER_MAX_TOKENS setting
+    max_tokens: int | None = None  # None: the WORKER_MAX_TOKENS setting, else 128
     views: tuple[str, ...] = ()  # extra training texts per video (text.VIEWS)
     refit: bool = False  # after calibrating on dev, fit again on train + dev (see run_training)
     few_shot_weight: int = DEFAULT_FEW_SHOT_WEIGHT  # each few-shot example counts as this many rows
@@ -68,9 +69,10 @@ class LazyEncoder:
     """
 
     def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
+        settings = load_settings()
         overrides: dict[str, object] = {"worker_encoder": kind} if kind else {}
-        overrides["worker_max_tokens"] = max_tokens or load_settings().worker_max_tokens or DEFAULT_MAX_TOKENS
-        self.settings = load_settings(**overrides)
+        overrides["worker_max_tokens"] = max_tokens or settings.worker_max_tokens or DEFAULT_MAX_TOKENS
+        self.settings = settings.model_copy(update=overrides)
         self.identity: EncoderIdentity = muse_identity()
         self._encoder: Encoder | None = None
 
@@ -106,8 +108,11 @@ def restrict_labels(examples: list[Example], labels: tuple[str, ...]) -> list[Ex
     return kept
 
 
-def prior_of(y: np.ndarray) -> np.ndarray:
-    counts = y.sum(axis=0) + 1e-9
+def item_prior(rows: Sequence[Example], labels: Sequence[str]) -> np.ndarray:
+    """Each label's share of the items fitted on, every video or sentence once: not weighted by its extra
+    view rows or few-shot repeats (the drift gauge compares served categories with it)."""
+    items = {item_key(ex): ex for ex in rows}
+    counts = one_hot([ex.labels for ex in items.values()], labels).sum(axis=0) + 1e-9
     return (counts / counts.sum()).astype(np.float32)
 
 
@@ -142,7 +147,7 @@ def read_training_set(request: TrainRequest) -> TrainingSet:
         shots, _ = few_shot_sample(pool, request.few_shot, seed)
     fitted = {item_key(ex) for ex in train + shots}
     dev = [ex for ex in dev if item_key(ex) not in fitted]  # e.g. the eng/fra translations of SIB-200 shots
-    labels = request.labels or label_set(train + dev)
+    labels = request.labels or label_set(train + dev + shots)  # a label only the shots have is learnt too
     weighted_shots = shots * request.few_shot_weight
     train, dev = with_views(restrict_labels(train + weighted_shots, labels)), restrict_labels(dev, labels)
     if not train or not dev:
@@ -179,11 +184,11 @@ def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, 
         "labels": list(data.labels),
         "thresholds": [round(float(t), 4) for t in head.thresholds],
         "confidence": head.confidence,
-        "prior": [round(float(p), 6) for p in prior_of(head.y)],
+        "prior": [round(float(p), 6) for p in item_prior(head.rows, data.labels)],
         "encoder": {
             "name": cache.encoder.identity.name,
             "weights_sha256": cache.encoder.identity.weights_sha256,
-            "max_tokens": cache.encoder.settings.worker_max_tokens,
+            "max_tokens": cache.max_tokens,
         },
         "text": {
             "builder": "worker.text.build_text",
