@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.text import DEFAULT_MAX_CHARS, build_text, build_views, tag_list
+from worker.text import DEFAULT_MAX_CHARS, build_text, build_texts, build_views, tag_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +86,9 @@ def read_videos(
             category = row.get("category")
             labels = tuple(category) if isinstance(category, list) else (str(category),)
             title, tags, description = video_fields(row)
-            text = build_text(title, tags, description, max_chars)
+            text, embed_with = build_texts(title, tags, description, embed_views, max_chars)  # as the worker serves
             if text and category:
                 extra = build_views(title, tags, description, views, text, max_chars)
-                embed_with = build_views(title, tags, description, embed_views, text, max_chars)
                 item = f"video:{row['video_id']}" if row.get("video_id") else content_item(title, tags, description)
                 examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with, item))
     return examples
