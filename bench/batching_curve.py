@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import make_uploads, metadata_pool, paced_latencies, served_settings, timed_drain
+from pipeline import make_uploads, metadata_pool, paced_latencies, settings_of, timed_drain
 
 from worker.localbroker import LocalBroker, free_port
 from worker.topics import ensure_topics, worker_topics
@@ -33,7 +33,7 @@ def measure(bootstrap: str, wait_ms: int, batch: int, events: int, rate: float |
            "WORKER_GROUP_ID": f"curve-{run}", "WORKER_METRICS_PORT": str(port), "WORKER_LOG_LEVEL": "warning",
            "KAFKA_SESSION_TIMEOUT_MS": "6000", "WORKER_BATCH_MAX_WAIT_MS": str(wait_ms),
            "WORKER_BATCH_MAX_SIZE": str(batch)}
-    settings = served_settings(env)
+    settings = settings_of(env)
     ensure_topics(settings, worker_topics(settings), partitions=4)
     pool = metadata_pool()
     drain = timed_drain(settings, env, port, make_uploads(events, f"{run}a", pool), broker_pid=None)

@@ -22,16 +22,17 @@ def naive_per_s(settings: Settings, uploads: list[VideoUploaded]) -> float:
     from worker.consume import consumer_config, source_of
     from worker.decode import Decoder
     from worker.encode import EventEncoder
-    from worker.encoders import load_encoder
+    from worker.encoders import load_encoder, muse_identity
 
     topic = f"naive-{uuid.uuid4().hex[:6]}"
     naive = settings.model_copy(update={"worker_input_topic": topic, "worker_group_id": topic})
     ensure_topics(naive, [topic], partitions=1)
     produce_uploads(naive, uploads)
-    encoder = load_encoder(naive)
-    classifier = load_classifier(naive.worker_model_dir, encoder.identity)
+    classifier = load_classifier(naive.worker_model_dir, muse_identity())
+    budget = naive.text_budget(classifier.text_budget)
+    encoder = load_encoder(naive, budget.max_tokens)
     codec = make_codec(naive)
-    decoder = Decoder(codec, naive.worker_text_max_chars, classifier.embed_views)
+    decoder = Decoder(codec, budget.max_chars, classifier.embed_views)
     events = EventEncoder(codec, topic + "-out", topic)
     cache = EmbeddingCache(None, encoder.identity.short, 60)
     consumer, producer = Consumer(consumer_config(naive)), Producer(naive.kafka_common())

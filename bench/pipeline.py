@@ -64,14 +64,9 @@ def metadata_pool() -> list[tuple[str, list[str], str]]:
     return [(title, tags, description) for _lang, title, tags, description in SAMPLES]
 
 
-def served_settings(env: dict[str, str]) -> Settings:
-    """The settings a worker started with `env` serves with, text budget of its head included."""
-    from worker.app import with_text_budget
-    from worker.classify import load_classifier
-    from worker.encoders import muse_identity
-
-    settings = Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})
-    return with_text_budget(settings, load_classifier(settings.worker_model_dir, muse_identity()))
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings a worker started with `env` reads."""
+    return Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})
 
 
 def make_uploads(count: int, run: str, pool: list[tuple[str, list[str], str]]) -> list[VideoUploaded]:
@@ -134,11 +129,12 @@ def timed_drain(settings: Settings, env: dict[str, str], port: int, uploads: lis
 def encoder_only(settings: Settings, uploads: list[VideoUploaded]) -> float:
     """Uploads per second through the encoder alone: each batch's full texts and the head's embed views."""
     from worker.classify import load_classifier
-    from worker.encoders import load_encoder
+    from worker.encoders import load_encoder, muse_identity
 
-    encoder = load_encoder(settings)
-    views = load_classifier(settings.worker_model_dir, encoder.identity).embed_views
-    chars = settings.worker_text_max_chars
+    head = load_classifier(settings.worker_model_dir, muse_identity())
+    budget = settings.text_budget(head.text_budget)
+    encoder = load_encoder(settings, budget.max_tokens)
+    views, chars = head.embed_views, budget.max_chars
 
     def texts_of(batch: list[VideoUploaded]) -> list[str]:
         built = [build_texts(u.title, u.tags, u.description, views, chars) for u in batch]
@@ -208,7 +204,7 @@ def main() -> None:
     env = {**os.environ, "WORKER_INPUT_TOPIC": f"bench-{run}-in", "WORKER_OUTPUT_TOPIC": f"bench-{run}-out",
            "WORKER_DLQ_TOPIC": f"bench-{run}-dlq", "WORKER_GROUP_ID": f"bench-{run}",
            "WORKER_METRICS_PORT": str(port), "WORKER_LOG_LEVEL": "warning", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
-    settings = served_settings(env)
+    settings = settings_of(env)
     ensure_topics(settings, worker_topics(settings), partitions=4)
     pool = metadata_pool()
     uploads = make_uploads(args.events, f"{run}a", pool)

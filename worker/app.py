@@ -19,17 +19,8 @@ from worker.loop import Worker
 from worker.metrics import Metrics
 from worker.rollout import ModelWatcher
 from worker.settings import Settings
-from worker.text import DEFAULT_MAX_CHARS
 
 log = structlog.get_logger(__name__)
-
-
-def with_text_budget(settings: Settings, head: Classifier) -> Settings:
-    """Serve the text budget the head was trained with, unless the settings override it."""
-    return settings.model_copy(update={
-        "worker_text_max_chars": settings.worker_text_max_chars or head.text_max_chars,
-        "worker_max_tokens": settings.worker_max_tokens or head.max_tokens,
-    })
 
 
 def embedding_cache(
@@ -41,9 +32,9 @@ def embedding_cache(
     The video key holds the mean over the head's embed views of texts cut to the character budget,
     so two heads that differ in either never write one video key (a hot swap keeps both: rollout).
     """
-    text_ns = text_namespace(encoder, settings.worker_max_tokens or 0)
-    max_chars = settings.worker_text_max_chars or DEFAULT_MAX_CHARS
-    video_ns = video_namespace(text_ns, max_chars, head.embed_views)
+    budget = settings.text_budget(head.text_budget)
+    text_ns = text_namespace(encoder, budget.max_tokens)
+    video_ns = video_namespace(text_ns, budget.max_chars, head.embed_views)
     return EmbeddingCache(client, video_ns, settings.worker_cache_ttl_s, on_error=on_error, text_namespace=text_ns)
 
 
@@ -67,13 +58,13 @@ def build_worker(settings: Settings) -> Iterator[Worker]:
     metrics = Metrics(low_confidence=settings.worker_low_confidence)
     server = serve(settings.worker_metrics_port, health, metrics.registry) if settings.worker_metrics_port else None
     models = ModelWatcher(settings.worker_model_dir, muse_identity(), settings.worker_model_watch_interval_s)
-    settings = with_text_budget(settings, models.current)
-    encoder = load_encoder(settings)
+    budget = settings.text_budget(models.current.text_budget)
+    encoder = load_encoder(settings, budget.max_tokens)
     load_language_model()
     metrics.set_prior(models.current.labels, models.current.prior)
     redis_client = connect(settings) if settings.worker_cache_enabled else None
     cache = embedding_cache(settings, encoder.identity, models.current, redis_client, metrics.cache_error)
-    log.info("text_budget", max_chars=settings.worker_text_max_chars, max_tokens=settings.worker_max_tokens)
+    log.info("text_budget", max_chars=budget.max_chars, max_tokens=budget.max_tokens)
     freeze_startup_objects()
     try:
         yield Worker(settings, encoder, models, cache, metrics, health)

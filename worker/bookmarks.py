@@ -17,7 +17,7 @@ schema, which an upgraded tool reads, so the run stops there (`NewerSchema`) and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ class Bookmarks:
             kind: {tp.partition: max(tp.offset, 0) for tp in group.committed(partitions, timeout=10)}
             for kind, group in self._groups.items()
         }
+        self._read_to: dict[int, int] = {}  # partition -> the offset after the last record `unhandled` read
 
     def _partitions(self, consumer: Consumer) -> list[TopicPartition]:
         metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
@@ -59,8 +60,17 @@ class Bookmarks:
             raise RuntimeError(f"topic {self.topic}: {metadata.error.str()}")
         return [TopicPartition(self.topic, p) for p in metadata.partitions]
 
-    def is_past(self, kind: str, where: TopicPartition) -> bool:
-        """Whether the record at `where` is of a kind read here and not yet handled."""
+    def unhandled(
+        self, records: Iterable[tuple[TopicPartition, dict[str, Any] | None]], kind_of: Callable[[dict[str, Any]], str]
+    ) -> Iterator[tuple[TopicPartition, dict[str, Any]]]:
+        """The records (`records_written_before`'s) of a kind read here and past that kind's bookmark.
+        Every record, yielded or not, counts as read for `move_past_read`."""
+        for where, record in records:
+            self._read_to[where.partition] = where.offset + 1
+            if record is not None and self._is_past(kind_of(record), where):
+                yield where, record
+
+    def _is_past(self, kind: str, where: TopicPartition) -> bool:
         return kind in self.offsets and where.offset >= self.offsets[kind][where.partition]
 
     def start(self) -> list[TopicPartition]:
@@ -68,9 +78,10 @@ class Bookmarks:
         partitions = next(iter(self.offsets.values()), {})
         return [TopicPartition(self.topic, p, min(o[p] for o in self.offsets.values())) for p in partitions]
 
-    def move_to(self, read_to: Mapping[int, int]) -> None:
+    def move_past_read(self) -> None:
+        """Move every kind's bookmark past what `unhandled` read (a bookmark never moves back)."""
         for kind, group in self._groups.items():
-            moved = [TopicPartition(self.topic, p, o) for p, o in read_to.items() if o > self.offsets[kind][p]]
+            moved = [TopicPartition(self.topic, p, o) for p, o in self._read_to.items() if o > self.offsets[kind][p]]
             if moved:
                 group.commit(offsets=moved, asynchronous=False)
 
@@ -81,7 +92,7 @@ class Bookmarks:
 
 def records_written_before(
     started: datetime, bookmarks: Bookmarks, settings: Settings, schema_name: str, written_at: str,
-    reader_group: str, idle_timeout_s: float,
+    reader_group: str, idle_timeout_s: float = 30.0,
 ) -> Iterator[tuple[TopicPartition, dict[str, Any] | None]]:
     """(where, decoded record) from the earliest bookmark to each partition's end, or to its first record
     whose `written_at` field is at or after `started`; the record is None where it does not decode."""

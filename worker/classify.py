@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from worker.encoders.base import EMBEDDING_DIM, EncoderIdentity
-from worker.text import VIEWS
+from worker.text import VIEWS, TextBudget
 
 MODEL_JSON = "model.json"
 HEAD_FILE = "head.keras"
@@ -58,6 +58,10 @@ class Classifier:
     # Platt scaling of P(top label right) on `confidence_features` (model.json `confidence`); None for
     # heads trained before it, whose confidence is their top label's score.
     confidence_calibration: tuple[float, float, float] | None = None
+
+    @property
+    def text_budget(self) -> TextBudget:
+        return TextBudget(self.text_max_chars, self.max_tokens)
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """float32 [n, L]: rank labels on these, not on probabilities (float32 sigmoids tie at 1.0 past ~17)."""

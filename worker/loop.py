@@ -40,7 +40,6 @@ from worker.records import Categorized, DeadLetter, SourceRef, Upload
 from worker.review import review_reason
 from worker.rollout import ModelWatcher
 from worker.settings import Settings
-from worker.text import DEFAULT_MAX_CHARS
 
 log = structlog.get_logger(__name__)
 IDLE_POLL_S = 0.2
@@ -59,7 +58,8 @@ class Worker:
         self.health = health
         self._codec = codec = make_codec(settings)
         # a hot swap never changes the text recipe (rollout.check_same_text_recipe)
-        self._decoder = Decoder(codec, settings.worker_text_max_chars or DEFAULT_MAX_CHARS, models.current.embed_views)
+        max_chars = settings.text_budget(models.current.text_budget).max_chars
+        self._decoder = Decoder(codec, max_chars, models.current.embed_views)
         self._events = EventEncoder(codec, settings.worker_output_topic, settings.worker_dlq_topic,
                                     settings.worker_review_topic)
         self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,

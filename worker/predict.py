@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.app import embedding_cache, with_text_budget
+from worker.app import embedding_cache
 from worker.cache import EmbeddingCache
 from worker.categorize import categorize_batch
 from worker.classify import Classifier, load_classifier, sigmoid
@@ -39,10 +39,10 @@ class Predictor:
 
 def load_predictor(model_dir: Path, settings: Settings) -> Predictor:
     classifier = load_classifier(model_dir, muse_identity())
-    settings = with_text_budget(settings, classifier)
-    encoder = load_encoder(settings)
+    budget = settings.text_budget(classifier.text_budget)
+    encoder = load_encoder(settings, budget.max_tokens)
     cache = embedding_cache(settings, encoder.identity, classifier, client=None)  # no Redis: every text embedded
-    return Predictor(classifier, encoder, cache, settings.worker_text_max_chars or classifier.text_max_chars)
+    return Predictor(classifier, encoder, cache, budget.max_chars)
 
 
 def upload_of_row(row: dict[str, Any], index: int, predictor: Predictor) -> Upload:

@@ -56,32 +56,26 @@ def replay_headers(letter: dict[str, Any], dlq: TopicPartition) -> Headers:
     return [*original, (REPLAYED_FROM_HEADER, f"{dlq.topic}/{dlq.partition}/{dlq.offset}".encode())]
 
 
-def replay_dead_letters(
-    settings: Settings, reasons: Sequence[str], dry_run: bool = False, idle_timeout_s: float = 30.0
-) -> ReplaySummary:
+def replay_dead_letters(settings: Settings, reasons: Sequence[str], dry_run: bool = False) -> ReplaySummary:
     """Send the letters of `reasons` past their bookmarks back to their source topics; see the module doc."""
     groups = {reason: replay_group(settings, reason) for reason in reasons}
     bookmarks = Bookmarks(settings, settings.worker_dlq_topic, groups)
     sender = None if dry_run else _Sender(settings)
     summary = ReplaySummary(dry_run=dry_run)
     try:
-        read_to: dict[int, int] = {}  # partition -> the offset after the last letter this run read
         letters = records_written_before(datetime.now(UTC), bookmarks, settings, "DeadLetter", "failed_at",
-                                         f"{settings.worker_group_id}-dlq-replay", idle_timeout_s)
-        for where, letter in letters:
-            read_to[where.partition] = where.offset + 1
-            if letter is None:
-                continue
+                                         f"{settings.worker_group_id}-dlq-replay")
+        for where, letter in bookmarks.unhandled(letters, lambda letter: letter["error_type"]):
             reason = letter["error_type"]
-            if bookmarks.is_past(reason, where) and letter["original_cut"]:
+            if letter["original_cut"]:
                 summary.not_replayable[reason] += 1
-            elif bookmarks.is_past(reason, where):
+            else:
                 summary.replayed[reason] += 1
                 if sender is not None:
                     sender.send(letter, where)
         if sender is not None:
             sender.wait_acknowledged()
-            bookmarks.move_to(read_to)
+            bookmarks.move_past_read()
         return summary
     finally:
         bookmarks.close()

@@ -62,30 +62,24 @@ def labelling_row(request: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def export_review(
-    settings: Settings, reason: str, out: Path, dry_run: bool = False, idle_timeout_s: float = 30.0
-) -> ExportSummary:
+def export_review(settings: Settings, reason: str, out: Path, dry_run: bool = False) -> ExportSummary:
     """Write the review copies of `reason` past its bookmark to `out` (which must not exist); see the module doc."""
     if not settings.worker_review_topic:
         raise ExportRefused("WORKER_REVIEW_TOPIC is not set: there is no review topic to export")
     if out.exists() and not dry_run:
         raise ExportRefused(f"{out} exists; export to a new file (a labeller may be working on that one)")
-    topic = settings.worker_review_topic
-    bookmarks = Bookmarks(settings, topic, {reason: export_group(settings, reason)})
+    bookmarks = Bookmarks(settings, settings.worker_review_topic, {reason: export_group(settings, reason)})
     try:
-        rows: dict[str, dict[str, Any]] = {}  # video_id -> its line: a copy sent twice is one line
-        read_to: dict[int, int] = {}  # partition -> the offset after the last copy this run read
         copies = records_written_before(datetime.now(UTC), bookmarks, settings, "ReviewRequest", "processed_time",
-                                        f"{settings.worker_group_id}-review-export", idle_timeout_s)
-        for where, request in copies:
-            read_to[where.partition] = where.offset + 1
-            if request is not None and bookmarks.is_past(request["reason"], where):
-                rows[request["video_id"]] = labelling_row(request)
+                                        f"{settings.worker_group_id}-review-export")
+        # video_id -> its line: a copy sent twice is one line
+        rows = {request["video_id"]: labelling_row(request)
+                for _where, request in bookmarks.unhandled(copies, lambda request: request["reason"])}
         summary = ExportSummary(reason, str(out), dry_run, Counter(r["language"] or "unknown" for r in rows.values()))
         if not dry_run:
             if rows:
                 write_lines_durably(out, rows.values())
-            bookmarks.move_to(read_to)
+            bookmarks.move_past_read()
         return summary
     finally:
         bookmarks.close()

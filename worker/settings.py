@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.text import TextBudget
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "starter"
 DEFAULT_SAVEDMODEL_DIR = REPO_ROOT / ".cache" / "muse-savedmodel"
@@ -129,6 +131,10 @@ class Settings(BaseSettings):
         if self.kafka_debug:
             conf["debug"] = self.kafka_debug
         return conf
+
+    def text_budget(self, trained: TextBudget) -> TextBudget:
+        """The budget a head was trained with (`Classifier.text_budget`), unless the settings override it."""
+        return TextBudget(self.worker_text_max_chars or trained.max_chars, self.worker_max_tokens or trained.max_tokens)
 
     def wire_format(self) -> WireFormat:
         return WireFormat.REGISTRY if self.schema_registry_url else WireFormat.AVRO

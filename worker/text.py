@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 DEFAULT_MAX_CHARS = 512
 MAX_TAGS = 20
@@ -53,6 +54,15 @@ _BOILERPLATE = re.compile(
     r"patreon|discord|merch|business inquiries|contact|copyright|all rights reserved|"
     r"tous droits|derechos reservados|direitos reservados)\b"
 )
+
+
+@dataclass(frozen=True)
+class TextBudget:
+    """What one upload's text may cost: characters kept by `build_text`, SentencePiece tokens kept by the
+    encoder per text. A head records the budget it was trained with (`Classifier.text_budget`)."""
+
+    max_chars: int
+    max_tokens: int
 
 
 def split_words(token: str) -> str:

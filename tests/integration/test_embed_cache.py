@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import redis
 
-from worker.app import embedding_cache, with_text_budget
+from worker.app import embedding_cache
 from worker.cache import EmbeddingCache, text_key, video_key
 from worker.classify import Classifier, load_classifier
 from worker.embed import Embedded, EmbeddingJob, embed_with_cache
@@ -126,11 +126,11 @@ def test_an_upload_with_embed_views_is_the_renormalised_mean_of_its_texts(
 
 def served(head: Classifier, client: redis.Redis, encoder: CountingEncoder, run: str) -> tuple[Embedded, str]:
     """One upload embedded as a worker serving `head` does (app.embedding_cache); its result and text namespace."""
-    settings = with_text_budget(load_settings(worker_cache_ttl_s=60), head)
+    settings = load_settings(worker_cache_ttl_s=60)
     cache = embedding_cache(settings, encoder.identity, head, client)
     description = " ".join(f"The {i}th goal of the {run} season was scored from the halfway line." for i in range(30))
     text, views = build_texts(f"Goal of the season {run}", ["football", "goals"], description, head.embed_views,
-                              settings.worker_text_max_chars or 0)
+                              settings.text_budget(head.text_budget).max_chars)
     return embed_with_cache([text], [f"video-{run}"], encoder, cache, embed_with=[views]), cache.text_namespace
 
 

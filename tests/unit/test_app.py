@@ -2,6 +2,8 @@ import gc
 import weakref
 
 from worker.app import freeze_startup_objects
+from worker.settings import load_settings
+from worker.text import TextBudget
 
 
 class Node:
@@ -21,3 +23,10 @@ def test_startup_objects_are_kept_out_of_later_collections() -> None:
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_the_head_s_text_budget_is_served_unless_a_setting_overrides_it() -> None:
+    trained = TextBudget(max_chars=1024, max_tokens=256)
+    assert load_settings().text_budget(trained) == trained
+    assert load_settings(worker_max_tokens=128).text_budget(trained) == TextBudget(1024, 128)
+    assert load_settings(worker_text_max_chars=300).text_budget(trained) == TextBudget(300, 256)

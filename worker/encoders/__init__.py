@@ -13,8 +13,8 @@ log = structlog.get_logger(__name__)
 __all__ = ["EMBEDDING_DIM", "Encoder", "EncoderIdentity", "load_encoder", "muse_identity"]
 
 
-def load_encoder(settings: Settings) -> Encoder:
-    max_tokens = settings.worker_max_tokens or DEFAULT_MAX_TOKENS
+def load_encoder(settings: Settings, max_tokens: int = DEFAULT_MAX_TOKENS) -> Encoder:
+    """The configured encoder, keeping `max_tokens` per text (the served head's: `Settings.text_budget`)."""
     if settings.worker_encoder is EncoderKind.REFERENCE:
         from worker.encoders.reference import ReferenceEncoder
 

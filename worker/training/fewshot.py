@@ -63,20 +63,20 @@ def main(
     lines = ["| K per class | accuracy | macro-F1 | majority | n |", "|---:|---:|---:|---:|---:|"]
     for k in [0, *(shots or [5, 20, 50])]:
         request = TrainRequest(
-            [train],
-            work / f"k{k}",
-            [],
-            [shots_path] if k else [],
-            k,
-            None,
-            0.15,
-            replace(
+            data=[train],
+            out=work / f"k{k}",
+            dev=[],
+            few_shot_data=[shots_path] if k else [],
+            few_shot=k,
+            labels=None,
+            dev_fraction=0.15,
+            hp=replace(
                 HyperParameters(), seed=seed, linear_weight=STARTER_LINEAR_WEIGHT, label_prior=STARTER_LABEL_PRIOR
             ),
-            STARTER_TEXT_MAX_CHARS,
-            STARTER_MAX_TOKENS,
-            STARTER_VIEWS,
-            STARTER_REFIT,
+            text_max_chars=STARTER_TEXT_MAX_CHARS,
+            max_tokens=STARTER_MAX_TOKENS,
+            views=STARTER_VIEWS,
+            refit=STARTER_REFIT,
             embed_views=STARTER_EMBED_VIEWS,
         )
         run_training(request, encoder)

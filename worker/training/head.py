@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -91,25 +92,24 @@ def build_model(n_labels: int, hp: HyperParameters, hidden: int | None = None): 
     return keras.Model(inputs, outputs, name="head")
 
 
-class _EpochBar:
-    """A tqdm bar over epochs showing the dev loss (Keras' own per-batch output is silenced)."""
+def epoch_bar(total: int, desc: str) -> Any:
+    """A Keras callback: a tqdm bar over epochs showing the dev loss (Keras' own per-batch output is
+    silenced). Its class is made here because Keras is only imported once a head is fitted."""
+    import keras
 
-    def __new__(cls, total: int, desc: str):
-        import keras
+    class EpochBar(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
 
-        class Bar(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.bar.set_postfix(val_loss=f"{(logs or {}).get('val_loss', float('nan')):.4f}")
+            self.bar.update()
 
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                self.bar.set_postfix(val_loss=f"{(logs or {}).get('val_loss', float('nan')):.4f}")
-                self.bar.update()
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self.bar.close()
 
-            def on_train_end(self, logs: dict | None = None) -> None:
-                self.bar.close()
-
-        return Bar()
+    return EpochBar()
 
 
 def fit_one(
@@ -129,7 +129,7 @@ def fit_one(
     loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
     model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss)
     epochs = epochs or hp.max_epochs
-    callbacks = [_EpochBar(epochs, f"seed {seed}")]
+    callbacks = [epoch_bar(epochs, f"seed {seed}")]
     if dev is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)

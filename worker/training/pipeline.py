@@ -35,7 +35,7 @@ from worker.training.metrics import calibrate_confidence, calibrate_thresholds
 from worker.training.report import GroupResult, as_json, score_groups
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainRequest:
     data: list[Path]
     out: Path
@@ -70,9 +70,8 @@ class LazyEncoder:
 
     def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
         settings = load_settings()
-        overrides: dict[str, object] = {"worker_encoder": kind} if kind else {}
-        overrides["worker_max_tokens"] = max_tokens or settings.worker_max_tokens or DEFAULT_MAX_TOKENS
-        self.settings = settings.model_copy(update=overrides)
+        self.settings = settings.model_copy(update={"worker_encoder": kind}) if kind else settings
+        self.max_tokens = max_tokens or settings.worker_max_tokens or DEFAULT_MAX_TOKENS
         self.identity: EncoderIdentity = muse_identity()
         self._encoder: Encoder | None = None
 
@@ -80,7 +79,7 @@ class LazyEncoder:
         if self._encoder is None:
             from worker.encoders import load_encoder
 
-            self._encoder = load_encoder(self.settings)
+            self._encoder = load_encoder(self.settings, self.max_tokens)
             if self._encoder.identity != self.identity:
                 raise RuntimeError(f"encoder identity {self._encoder.identity} != expected {self.identity}")
         return self._encoder.encode(texts)
@@ -88,7 +87,7 @@ class LazyEncoder:
 
 def _cache(kind: EncoderKind | None, max_tokens: int | None = None) -> EmbeddingCache:
     encoder = LazyEncoder(kind, max_tokens)
-    return EmbeddingCache(encoder, encoder.settings.worker_max_tokens)
+    return EmbeddingCache(encoder, encoder.max_tokens)
 
 
 def embed_as_served(cache: EmbeddingCache, examples: list[Example]) -> np.ndarray:
