@@ -76,6 +76,26 @@ def writer_schemas(name: str) -> Mapping[str, AvroSchema]:
     return {s.fingerprint: s for s in schemas}
 
 
+def header_fingerprints(raw: bytes) -> tuple[str, ...]:
+    """The fingerprints (`AvroSchema.fingerprint`: lower-case hex of the little-endian CRC-64-AVRO bytes) a
+    fingerprint header may name. Ours is that hex; also taken: upper-case hex, the big-endian hex of a Java
+    `Long.toHexString(SchemaNormalization.parsingFingerprint64(schema))` (leading zeros optional), and the
+    8 raw bytes in Avro single-object encoding's (little-endian) order."""
+    if len(raw) == 8:
+        return (raw.hex(),)
+    text = raw.decode("ascii", "replace").strip().lower()
+    if not 0 < len(text) <= 16 or any(c not in "0123456789abcdef" for c in text):
+        return (text,)
+    padded = text.zfill(16)
+    return padded, bytes.fromhex(padded)[::-1].hex()
+
+
+def writer_schema_of(name: str, header: bytes) -> AvroSchema | None:
+    """The version of schema `name` whose fingerprint a header names; None when no version has it."""
+    versions = writer_schemas(name)
+    return next((versions[f] for f in header_fingerprints(header) if f in versions), None)
+
+
 def read_whole(payload: bytes, writer: Any, reader: AvroSchema) -> dict[str, Any]:
     """The record in `payload`, written with `writer`, resolved to `reader`; bytes left over are an error."""
     buf = io.BytesIO(payload)
@@ -107,7 +127,7 @@ class PlainAvroCodec:
         writer = schema
         for key, raw in headers or ():
             if key == FINGERPRINT_HEADER:
-                found = writer_schemas(schema.name).get(raw.decode("ascii", "replace"))
+                found = writer_schema_of(schema.name, raw)
                 if found is None:
                     raise UnknownWriterSchema(f"unknown writer schema fingerprint {raw[:32]!r} for {schema.name}")
                 writer = found

@@ -33,7 +33,7 @@ from worker.avro import (
     UnknownWriterSchema,
     load_schema,
     make_codec,
-    writer_schemas,
+    writer_schema_of,
 )
 from worker.settings import Settings
 
@@ -152,7 +152,7 @@ def _fingerprint_unknown_here(message: Message) -> bool:
     if fingerprint is None:
         return False
     names = [path.stem for path in avro.SCHEMA_DIR.glob("*.avsc")]
-    return not any(fingerprint.decode(errors="replace") in writer_schemas(name) for name in names)
+    return not any(writer_schema_of(name, fingerprint) is not None for name in names)
 
 
 def _log_passed_over(schema: AvroSchema, where: TopicPartition, error: Exception) -> None:

@@ -19,13 +19,16 @@ Value: the 512 float32 of the L2-normalised embedding, little-endian, 2048 bytes
 
 One batch costs two round trips: one MGET for every text key, one pipeline of SETs.
 Redis is an optimisation, never a dependency: when it fails the batch is embedded without
-the cache, the outage is logged at most once per `log_interval_s`, and caching resumes by
-itself when Redis answers again.
+the cache, the outage is logged at most once per `log_interval_s`, and Redis is left alone for
+`RETRY_AFTER_S` before it is tried again: a Redis that drops packets instead of refusing them
+costs one socket timeout per interval, not two per batch (which would cut a replica's throughput
+tenfold). Caching resumes by itself when Redis answers again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -38,6 +41,7 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 EMBEDDING_DTYPE = np.dtype("<f4")
+RETRY_AFTER_S = 5.0
 
 
 def text_namespace(encoder: EncoderIdentity, max_tokens: int) -> str:
@@ -76,8 +80,11 @@ class EmbeddingCache:
     """
 
     def __init__(self, client: redis.Redis | None, namespace: str, ttl_s: int, log_interval_s: float = 30.0,
-                 on_error: Callable[[], None] = lambda: None, text_namespace: str | None = None):
+                 on_error: Callable[[], None] = lambda: None, text_namespace: str | None = None,
+                 retry_after_s: float = RETRY_AFTER_S):
         self._client = client
+        self._retry_after_s = retry_after_s
+        self._next_try = 0.0  # monotonic: no call to Redis before this, after a failure
         self._on_error = on_error
         self.namespace = namespace
         self.text_namespace = text_namespace or namespace
@@ -85,7 +92,12 @@ class EmbeddingCache:
         self._log = LogLimiter(log_interval_s)
         self.errors = 0
 
+    def _reachable(self) -> bool:
+        """A client, and no failure within the last `retry_after_s`."""
+        return self._client is not None and time.monotonic() >= self._next_try
+
     def _failed(self, operation: str, error: Exception) -> None:
+        self._next_try = time.monotonic() + self._retry_after_s
         self.errors += 1
         self._on_error()
         if self._log.allow("cache_unavailable") is not None:
@@ -93,8 +105,8 @@ class EmbeddingCache:
             log.warning("cache_unavailable", operation=operation, error=type(error).__name__, errors=self.errors)
 
     def get_many(self, texts: Sequence[str]) -> list[np.ndarray | None]:
-        """Cached embeddings by text, None where missing (all None when Redis is down)."""
-        if self._client is None or not texts:
+        """Cached embeddings by text, None where missing (all None when Redis is down or left alone)."""
+        if not self._reachable() or not texts:
             return [None] * len(texts)
         try:
             values = self._client.mget([text_key(self.text_namespace, t) for t in texts])
@@ -107,7 +119,7 @@ class EmbeddingCache:
         self, texts: Sequence[str], text_embeddings: np.ndarray, video_ids: Sequence[str], video_embeddings: np.ndarray
     ) -> bool:
         """Store each text's embedding under its text key and each video's under its video key."""
-        if self._client is None:
+        if not self._reachable():
             return False
         pipe = self._client.pipeline(transaction=False)
         for keys, rows in (

@@ -7,7 +7,8 @@ Reason codes (the DeadLetter `error_type`) are stable and documented in the READ
 | reason            | when                                                             |
 |-------------------|------------------------------------------------------------------|
 | empty-message     | no value at all (tombstone)                                      |
-| unknown-schema    | the writer schema (header fingerprint or registry id) is unknown |
+| unknown-schema    | the writer schema (header fingerprint or registry id) is unknown, |
+|                   | or it does not resolve to ours (a registry schema without title) |
 | invalid-utf8      | a string field is not valid UTF-8                                |
 | avro-decode       | bytes that are not the record (random, truncated, trailing data) |
 | missing-field     | a required field is absent or empty (video_id, title)            |
@@ -19,6 +20,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any
+
+from fastavro.read import SchemaResolutionError
 
 from worker.avro import Codec, Headers, RegistryUnavailable, UnknownWriterSchema, load_schema
 from worker.records import DeadLetter, SourceRef, Upload, VideoUploaded
@@ -38,11 +41,12 @@ class InvalidEvent(ValueError):
 def _reason_for(error: Exception) -> str:
     if isinstance(error, InvalidEvent):
         return error.reason
-    if isinstance(error, UnknownWriterSchema):
+    if isinstance(error, UnknownWriterSchema | SchemaResolutionError):
         return "unknown-schema"
     if isinstance(error, UnicodeDecodeError):
         return "invalid-utf8"
     text = str(error).lower()
+    # 40403: the Schema Registry's "schema not found" error code
     if "schema" in text and ("not found" in text or "unknown" in text or "40403" in text):
         return "unknown-schema"
     return "avro-decode"

@@ -71,6 +71,9 @@ def idempotent_producer_config(settings: Settings) -> dict[str, Any]:
         **settings.kafka_common(),
         "enable.idempotence": True,
         "acks": "all",
+        # Java's default: a video id lands on the partition a Java or Kafka Streams client would put it
+        # (librdkafka's own default, CRC32, differs), so consumers can join our topics with theirs by key.
+        "partitioner": "murmur2_random",
         "linger.ms": 5,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 200_000,

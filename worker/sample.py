@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from worker.avro import load_schema, make_codec
+from worker.produce import idempotent_producer_config
 from worker.records import VideoUploaded
 from worker.settings import Settings
 
@@ -79,7 +80,7 @@ def upload_record(upload: VideoUploaded) -> dict[str, Any]:
 
 def produce_uploads(settings: Settings, uploads: Iterable[VideoUploaded], producer: Producer | None = None) -> int:
     """Produce each upload to the input topic and wait for the broker's acknowledgment."""
-    producer = producer or Producer({**settings.kafka_common(), "enable.idempotence": True, "linger.ms": 5})
+    producer = producer or Producer(idempotent_producer_config(settings))
     codec, schema, topic = make_codec(settings), load_schema("VideoUploaded"), settings.worker_input_topic
     count = 0
     for upload in uploads:

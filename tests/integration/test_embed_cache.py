@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,11 +72,16 @@ def test_misses_are_embedded_once_and_hits_come_from_redis(redis_url: str, encod
 def test_redis_down_means_no_cache_not_an_error(encoder: CountingEncoder) -> None:
     errors: list[int] = []
     dead = redis.Redis(port=1, socket_connect_timeout=0.2)
-    cache = EmbeddingCache(dead, encoder.identity.short, ttl_s=60, on_error=lambda: errors.append(1))
+    cache = EmbeddingCache(dead, encoder.identity.short, ttl_s=60, on_error=lambda: errors.append(1), retry_after_s=0.5)
     result = embed_with_cache(["Noticias del día"], ["x"], encoder, cache)
     assert result.misses == 1 and result.vectors.shape == (1, 512)
     assert abs(float(np.linalg.norm(result.vectors[0])) - 1) < 1e-5
-    assert len(errors) == 2 and cache.errors == 2  # the MGET and the SET pipeline
+    assert len(errors) == 1 and cache.errors == 1  # the MGET failed: the SET pipeline was not tried
+    embed_with_cache(["Noticias de la noche"], ["y"], encoder, cache)
+    assert cache.errors == 1  # Redis is left alone for retry_after_s: no call, no timeout to wait out
+    time.sleep(0.6)
+    embed_with_cache(["Noticias de la tarde"], ["z"], encoder, cache)
+    assert cache.errors == 2  # then tried again
 
 
 def test_a_job_encodes_on_the_executor_and_stores_when_its_result_is_taken(

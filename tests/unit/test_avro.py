@@ -69,6 +69,16 @@ def test_categorized_events_carry_the_confidence_and_stay_readable_across_the_sc
     assert decoded["confidence"] is None and decoded["top_score"] == pytest.approx(0.9)
 
 
+def test_a_fingerprint_header_is_read_in_the_forms_other_avro_libraries_write() -> None:
+    v1 = history_schema("VideoUploaded")
+    value, _ = PlainAvroCodec().dumps({"video_id": "v1", "title": "old", "description": "", "tags": [],
+                                       "uploaded_at": 5}, v1, "t")
+    java_long_hex = bytes.fromhex(v1.fingerprint)[::-1].hex().lstrip("0").upper()  # Long.toHexString's
+    for header in (v1.fingerprint.encode(), v1.fingerprint.upper().encode(), java_long_hex.encode(),
+                   bytes.fromhex(v1.fingerprint)):  # the last: 8 raw bytes, single-object encoding's order
+        assert PlainAvroCodec().loads(value, [(FINGERPRINT_HEADER, header)], SCHEMA, "t")["video_id"] == "v1"
+
+
 def test_unknown_writer_fingerprint_is_refused() -> None:
     with pytest.raises(UnknownWriterSchema):
         PlainAvroCodec().loads(b"\x00", [(FINGERPRINT_HEADER, b"deadbeef")], SCHEMA, "t")

@@ -101,6 +101,23 @@ def test_registry_framed_message_with_unknown_schema_id() -> None:
     assert isinstance(result, DeadLetter) and result.error_type == "unknown-schema", result
 
 
+def test_a_registry_writer_schema_that_does_not_resolve_to_ours_is_a_schema_problem() -> None:
+    from confluent_kafka.schema_registry import Schema
+
+    from worker.avro import RegistryCodec
+
+    codec = RegistryCodec("mock://decode-resolution")
+    without_title = {"type": "record", "name": "VideoUploaded", "namespace": "video.events",
+                     "fields": [{"name": "video_id", "type": "string"}]}
+    schema_id = codec._client.register_schema("uploads-value", Schema(json.dumps(without_title), "AVRO"))
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(without_title), {"video_id": "v1"})
+    framed = b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue()
+    result = Decoder(codec, 512).decode(None, framed, None, SOURCE)
+    assert isinstance(result, DeadLetter) and result.error_type == "unknown-schema", result
+    assert "title" in result.error_message
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.one_of(st.none(), st.binary(max_size=24)))
 def test_arbitrary_bytes_never_raise(value: bytes, fingerprint: bytes | None) -> None:
