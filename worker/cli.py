@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 from worker.encoders.commands import embed, export_muse
@@ -16,6 +17,7 @@ from worker.logs import configure_logging
 from worker.settings import Settings, load_settings
 from worker.training.commands import compare, evaluate, train
 
+log = structlog.get_logger(__name__)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
@@ -41,10 +43,20 @@ def run() -> None:
     from worker.app import build_worker
 
     settings = settings_with_broker()
+    # Until the worker is built nothing is consumed, so a stop exits at once. In a container the worker
+    # is PID 1, which the kernel spares a signal it has no handler for: without this, a pod stopped while
+    # it loads its models would wait out its whole termination grace period.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_at_once)
     with build_worker(settings) as worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.request_stop())
         worker.run()
+
+
+def _exit_at_once(signum: int, _frame: object) -> None:
+    log.info("stopped_during_startup", signal=signal.Signals(signum).name)
+    raise SystemExit(128 + signum)
 
 
 @app.command("produce-sample")
