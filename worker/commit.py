@@ -13,6 +13,7 @@ the next interval sends it again, and a revoke or shutdown commits every positio
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -79,8 +80,10 @@ class Committer:
     synchronously, every position, confirmed or not (a clean stop leaves nothing behind that was acknowledged).
     """
 
-    def __init__(self, offsets: OffsetTracker, target: CommitTarget, interval_s: float, enabled: bool = True) -> None:
+    def __init__(self, offsets: OffsetTracker, target: CommitTarget, interval_s: float, enabled: bool = True,
+                 on_failed: Callable[[], None] = lambda: None) -> None:
         self._offsets = offsets
+        self._on_failed = on_failed
         self._target = target
         self._interval_s = interval_s
         self._enabled = enabled
@@ -101,3 +104,4 @@ class Committer:
             self._target.commit(positions, asynchronous=asynchronous)
         except Exception as error:  # noqa: BLE001 - retried at the next interval
             log.warning("commit_failed", error=str(error))
+            self._on_failed()

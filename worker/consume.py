@@ -75,10 +75,11 @@ def source_of(message: Message) -> SourceRef:
 class Inbox:
     def __init__(
         self, settings: Settings, on_assign: PartitionsCallback, on_revoke: PartitionsCallback,
-        on_committed: CommittedCallback | None = None,
+        on_committed: CommittedCallback | None = None, on_commit_failed: Callable[[], None] = lambda: None,
     ) -> None:
         self._brokers_up = True
         self._on_committed = on_committed
+        self._on_commit_failed = on_commit_failed
         self._consumer = Consumer({**consumer_config(settings), "stats_cb": self._stats, "error_cb": self._error,
                                    "on_commit": self._committed})
         self._topic = settings.worker_input_topic
@@ -183,6 +184,7 @@ class Inbox:
                       if (p.topic, p.partition) not in confirmed}
             reasons = sorted({e.str() for e in (error, *(p.error for p in partitions)) if e is not None})
             self._warn("commit_failed", partitions=failed, reason="; ".join(reasons))
+            self._on_commit_failed()
         if confirmed and self._on_committed is not None:
             self._on_committed(confirmed)
 

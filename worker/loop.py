@@ -66,13 +66,13 @@ class Worker:
                                 settings.worker_batch_max_wait_ms / 1000)
         self._offsets = OffsetTracker()
         self._outbox = Outbox(settings, on_acked=self._acked, encoder=self._events,
-                              on_dead_lettered=metrics.dead_lettered)
+                              on_dead_lettered=metrics.dead_lettered, on_review_dropped=metrics.review_copy_dropped)
         self._inbox = Inbox(settings, on_assign=self._assigned, on_revoke=self._revoked,
-                            on_committed=self._offsets.mark_committed)
+                            on_committed=self._offsets.mark_committed, on_commit_failed=metrics.commit_failed)
         self._exactly_once = self._outbox.transactional
         # offsets travel inside the transactions in exactly-once mode
         self._committer = Committer(self._offsets, self._inbox, settings.worker_commit_interval_ms / 1000,
-                                    enabled=not self._exactly_once)
+                                    enabled=not self._exactly_once, on_failed=metrics.commit_failed)
         self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._pending: StartedBatch | None = None  # the batch the encoder is working on
         self._in_transaction = False

@@ -1,17 +1,11 @@
-"""Prometheus metrics of the worker, and the category-drift monitor behind one of them.
+"""Prometheus metrics of the worker.
 
 `Metrics` owns every `videocat_*` series on one `CollectorRegistry` (a fresh one per
 instance unless one is given, so tests never collide); the loop calls its methods, the
 HTTP server in `worker.health` exposes the registry (and adds `videocat_assigned_partitions` to it
 from the readiness state). docs/operations.md lists the series.
 
-Drift: for each language, `CategoryDrift` keeps the top labels of the last `window`
-predictions and compares their distribution with the training prior by the
-Jensen-Shannon divergence in bits. JSD is symmetric, bounded in [0, 1] and finite when
-either side has zero mass (a category never predicted, or one the prior never saw), which
-KL is not. With K categories and N predictions drawn from the prior itself the expected
-value is about (K - 1) / (8 N ln 2): ~0.003 for K=15, N=1000, so a sustained 0.05 is a
-real shift, not sampling noise.
+The drift gauge's monitor is `worker.drift.CategoryDrift`.
 """
 
 from __future__ import annotations
@@ -19,11 +13,11 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections import deque
 from collections.abc import Sequence
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+
+from worker.drift import CategoryDrift
 
 # `_created` samples would double the series count; nothing here reads them (process-wide).
 disable_created_metrics()
@@ -37,72 +31,6 @@ SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Upload -> output includes any backlog, so the buckets reach an hour.
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-
-
-def jensen_shannon_bits(p: np.ndarray, q: np.ndarray) -> float:
-    """JSD(p || q) in bits, in [0, 1]; both arguments are normalised here."""
-    p = p / p.sum()
-    q = q / q.sum()
-    m = 0.5 * (p + q)
-
-    def kl_to_m(x: np.ndarray) -> float:
-        mask = x > 0  # 0 * log 0 = 0; m > 0 wherever x > 0
-        return float(np.sum(x[mask] * np.log2(x[mask] / m[mask])))
-
-    return max(0.0, 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q))
-
-
-class CategoryDrift:
-    """Per-language rolling distribution of predicted categories against a prior.
-
-    Labels outside the prior go to one extra slot of prior mass 0, so a model/prior
-    mismatch shows up as drift instead of vanishing.
-    """
-
-    def __init__(
-        self, labels: Sequence[str], prior: Sequence[float], window: int = 1000, min_samples: int = 100
-    ):
-        if len(labels) != len(prior) or not labels:
-            raise ValueError("labels and prior must be non-empty and of the same length")
-        prior_arr = np.asarray(prior, dtype=np.float64)
-        if np.any(prior_arr < 0) or prior_arr.sum() <= 0:
-            raise ValueError("prior must be non-negative with a positive sum")
-        if not 0 < min_samples <= window:
-            raise ValueError("need 0 < min_samples <= window")
-        self._index = {label: i for i, label in enumerate(labels)}
-        self._prior = np.append(prior_arr / prior_arr.sum(), 0.0)
-        self._window = window
-        self._min_samples = min_samples
-        self._recent: dict[str, deque[int]] = {}
-        self._counts: dict[str, np.ndarray] = {}
-
-    def observe(self, language: str, label: str) -> None:
-        recent = self._recent.setdefault(language, deque())
-        counts = self._counts.setdefault(language, np.zeros(len(self._prior), dtype=np.int64))
-        slot = self._index.get(label, len(self._prior) - 1)
-        if len(recent) == self._window:
-            counts[recent.popleft()] -= 1
-        recent.append(slot)
-        counts[slot] += 1
-
-    def samples(self, language: str) -> int:
-        return len(self._recent.get(language, ()))
-
-    def distribution(self, language: str) -> np.ndarray | None:
-        """The share of each prior label (plus the trailing unknown slot) in the window."""
-        counts = self._counts.get(language)
-        if counts is None or counts.sum() == 0:
-            return None
-        return counts / counts.sum()
-
-    def divergence(self, language: str) -> float | None:
-        """JSD in bits against the prior; None until `min_samples` predictions were seen."""
-        if self.samples(language) < self._min_samples:
-            return None
-        return jensen_shannon_bits(self._counts[language].astype(np.float64), self._prior)
-
-    def languages(self) -> list[str]:
-        return list(self._recent)
 
 
 def normalize_language(language: str | None) -> str:
@@ -142,6 +70,13 @@ class Metrics:
         )
         self._review = Counter(
             "videocat_events_sent_for_review", "Copies sent to the review topic, by reason.", ["reason"], registry=r
+        )
+        self._review_dropped = Counter(
+            "videocat_review_copies_dropped", "Review copies the broker refused (dropped), by error code.", ["code"],
+            registry=r,
+        )
+        self._commit_failures = Counter(
+            "videocat_commit_failures", "Offset commits the broker refused or did not answer.", registry=r
         )
         self._held = Counter("videocat_registry_retries", "Messages held: the registry did not answer.", registry=r)
         self._batch_size = Histogram(
@@ -217,6 +152,12 @@ class Metrics:
 
     def sent_for_review(self, reason: str) -> None:
         self._review.labels(reason=reason).inc()
+
+    def review_copy_dropped(self, code: str) -> None:
+        self._review_dropped.labels(code=code).inc()
+
+    def commit_failed(self) -> None:
+        self._commit_failures.inc()
 
     def batch(self, size: int, seconds: float, embed_seconds: float) -> None:
         self._batch_size.observe(size)

@@ -97,15 +97,17 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 class Outbox:
     """`encoder` writes the dead letters of refused outputs; `producer` defaults to the worker's own (tests
     pass stand-ins); `on_dead_lettered` hears the reason of each input this outbox dead-letters because its
-    output was refused."""
+    output was refused, `on_review_dropped` the error code of each review copy the broker refused."""
 
     def __init__(self, settings: Settings, on_acked: Callable[[SourceRef], None], *, encoder: EventEncoder,
-                 producer: Producer | None = None, on_dead_lettered: Callable[[str], None] | None = None) -> None:
+                 producer: Producer | None = None, on_dead_lettered: Callable[[str], None] | None = None,
+                 on_review_dropped: Callable[[str], None] | None = None) -> None:
         self._producer = producer if producer is not None else Producer(producer_config(settings))
         self._settings = settings
         self._on_acked = on_acked
         self._encoder = encoder
         self._on_dead_lettered = on_dead_lettered
+        self._on_review_dropped = on_review_dropped
         self._retry: list[Output] = []
         self._failed: deque[tuple[Output, KafkaError]] = deque()  # delivery failures, handled in `poll`
         self._log = LogLimiter(LOG_INTERVAL_S)
@@ -185,6 +187,8 @@ class Outbox:
         if error.fatal() or error.code() == KafkaError._FATAL:
             raise self._failed_for_good(output, error)
         self._warn("review_copy_dropped", output, error)
+        if self._on_review_dropped is not None:
+            self._on_review_dropped(error.name())
 
     def _dead_letter_refused(self, output: Output, source: SourceRef, error: KafkaError) -> None:
         """Dead-letter the input of a categorized output that can never be written.

@@ -26,9 +26,15 @@ def confirmed() -> list[Positions]:
 
 
 @pytest.fixture()
-def inbox(confirmed: list[Positions]) -> Iterator[Inbox]:
+def failures() -> list[None]:
+    return []
+
+
+@pytest.fixture()
+def inbox(confirmed: list[Positions], failures: list[None]) -> Iterator[Inbox]:
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", worker_group_id="commit-results")  # nothing listens
-    inbox = Inbox(settings, on_assign=lambda _p: None, on_revoke=lambda _p: None, on_committed=confirmed.append)
+    inbox = Inbox(settings, on_assign=lambda _p: None, on_revoke=lambda _p: None, on_committed=confirmed.append,
+                  on_commit_failed=lambda: failures.append(None))
     yield inbox
     inbox._consumer.close()
 
@@ -38,10 +44,14 @@ def test_a_commit_callback_without_error_confirms_its_positions(inbox: Inbox, co
     assert confirmed == [{("t", 0): 5, ("t", 1): 9}]
 
 
-def test_a_failed_commit_confirms_nothing(inbox: Inbox, confirmed: list[Positions]) -> None:
+def test_a_failed_commit_confirms_nothing_and_is_counted(
+    inbox: Inbox, confirmed: list[Positions], failures: list[None],
+) -> None:
+    inbox._committed(None, [TopicPartition("t", 0, 4)])
+    assert failures == []
     inbox._committed(KafkaError(KafkaError._TRANSPORT), [TopicPartition("t", 0, 5)])
     inbox._committed(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [TopicPartition("t", 0, 5)])
-    assert confirmed == []
+    assert confirmed == [{("t", 0): 4}] and len(failures) == 2  # videocat_commit_failures_total
 
 
 @pytest.mark.slow

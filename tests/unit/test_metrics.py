@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
-from worker.metrics import CategoryDrift, Metrics, jensen_shannon_bits, normalize_language
+from worker.drift import CategoryDrift, jensen_shannon_bits
+from worker.metrics import Metrics, normalize_language
 
 LABELS = ["music", "sports", "gaming", "news"]
 PRIOR = [0.4, 0.3, 0.2, 0.1]

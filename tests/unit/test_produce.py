@@ -183,9 +183,11 @@ def test_a_dead_letter_that_failed_transiently_is_sent_again() -> None:
     assert box.flush(5) == 0 and producer.topics() == [DLQ, DLQ] and acked == [SOURCE]
 
 
-def test_review_copy_failures_are_logged_not_resent() -> None:
+def test_review_copy_failures_are_logged_and_counted_not_resent() -> None:
     producer = FakeProducer({REVIEW: [KafkaError(KafkaError._MSG_TIMED_OUT), KafkaError(KafkaError.INVALID_RECORD)]})
+    dropped: list[str] = []
     box = outbox(producer, [])
+    box._on_review_dropped = dropped.append
     with capture_logs() as logs:
         box.send(Output(REVIEW, b"a", b"copy", [], None))
         box.send(Output(REVIEW, b"b", b"copy", [], None))
@@ -193,6 +195,7 @@ def test_review_copy_failures_are_logged_not_resent() -> None:
     assert producer.topics() == [REVIEW, REVIEW]
     assert [(e["event"], e["code"]) for e in logs] == [("review_copy_dropped", "_MSG_TIMED_OUT"),
                                                       ("review_copy_dropped", "INVALID_RECORD")]
+    assert dropped == ["_MSG_TIMED_OUT", "INVALID_RECORD"]  # videocat_review_copies_dropped_total{code}
 
 
 def test_a_fatal_producer_error_on_a_review_copy_stops_the_worker() -> None:
