@@ -120,7 +120,11 @@ def test_scaled_object_scales_the_deployment_on_the_groups_lag(gpu_keda_docs: li
     assert trigger["metadata"]["consumerGroup"] == config["WORKER_GROUP_ID"] == "videocat-gpu"
     assert trigger["metadata"]["bootstrapServers"] == config["KAFKA_BOOTSTRAP_SERVERS"]
     assert trigger["metadata"]["lagThreshold"] == "500"
-    assert trigger["metadata"]["activationLagThreshold"] == "5"
+    # any lag wakes the group from zero; lag counted from where the worker starts (auto.offset.reset)
+    assert trigger["metadata"]["activationLagThreshold"] == "0"
+    assert trigger["metadata"]["offsetResetPolicy"] == "earliest"
+    # a lag KEDA cannot read must not leave the deployment at zero
+    assert scaled["fallback"] == {"failureThreshold": 3, "replicas": 1}
     assert trigger["authenticationRef"] == {"name": "kafka"}
     assert scaled["scaleTargetRef"]["name"] == one(gpu_keda_docs, "Deployment")["metadata"]["name"]
     assert scaled["minReplicaCount"] == 0
@@ -143,6 +147,40 @@ def test_scaled_object_scales_the_deployment_on_the_groups_lag(gpu_keda_docs: li
 def test_more_replicas_than_partitions_fails_to_render(changes: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmError, match="must not exceed the input topic's partitions"):
         render(with_values(**changes))
+
+
+def test_keda_fallback_holds_at_least_min_replicas() -> None:
+    scaled = one(render(with_values(autoscaling__minReplicas=3)), "ScaledObject")["spec"]
+    assert scaled["fallback"] == {"failureThreshold": 3, "replicas": 3}
+    # above zero replicas the activation threshold does nothing: an old values file's may stay
+    docs = render(with_values(autoscaling__minReplicas=1, autoscaling__keda__activationLagThreshold=10))
+    assert one(docs, "ScaledObject")["spec"]["triggers"][0]["metadata"]["activationLagThreshold"] == "0"
+
+
+@pytest.mark.parametrize(
+    "changes, error",
+    [
+        ({"autoscaling__keda__authenticationRef": ""}, "authenticationRef must name a TriggerAuthentication"),
+        ({"autoscaling__keda__activationLagThreshold": 5}, "activationLagThreshold is fixed at 0"),
+        ({"autoscaling__keda__offsetResetPolicy": "latest"}, "offsetResetPolicy is fixed at earliest"),
+        ({"worker__metricsPort": 0}, "metricsPort must not be 0"),
+        ({"metrics__serviceMonitor__enabled": False}, 'select job="vc-video-categorizer-metrics"'),
+    ],
+)
+def test_values_that_break_scaling_probes_or_alerts_fail_to_render(changes: dict[str, Any], error: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(error)):
+        render(with_values(**changes))
+
+
+def test_values_next_to_the_refused_ones_render() -> None:
+    render(with_values(kafka__securityProtocol="PLAINTEXT", autoscaling__keda__authenticationRef=""))
+    render(with_values(autoscaling__keda__offsetResetPolicy="earliest", autoscaling__keda__activationLagThreshold=0))
+    render(with_values(autoscaling__keda__enabled=False, autoscaling__minReplicas=1,
+                       autoscaling__keda__authenticationRef=""))  # only KEDA reads the lag itself
+    docs = render(with_values(metrics__serviceMonitor__enabled=False, metrics__prometheusRule__job="videocat"))
+    assert "ServiceMonitor" not in {d["kind"] for d in docs}
+    exprs = [r["expr"] for r in one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]]
+    assert 'up{job="videocat"} == 0' in exprs and not [e for e in exprs if "-metrics" in e]
 
 
 def test_fixed_replicas_without_autoscaling() -> None:

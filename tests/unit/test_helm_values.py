@@ -36,8 +36,8 @@ def settings_from(config: dict[str, str]) -> Settings:
 def test_integer_settings_are_config_map_integers_at_any_size() -> None:
     changes = {key: float(number) for key, (number, _) in LARGE_INTEGERS.items()}  # what a values file holds
     changes["autoscaling__keda__lagThreshold"] = 1_000_000.0
-    changes["autoscaling__keda__activationLagThreshold"] = 2_000_000.0
     changes["metrics__prometheusRule__lagHigh"] = 5_000_000.0
+    changes["metrics__prometheusRule__deadLetterFloor"] = 1_000_000.0
     changes["worker__lowConfidence"] = 0.4
     changes["worker__reviewSampleRate"] = 0.0125
     changes["worker__modelWatchIntervalS"] = 2.5
@@ -52,10 +52,11 @@ def test_integer_settings_are_config_map_integers_at_any_size() -> None:
     assert (settings.worker_low_confidence, settings.worker_review_sample_rate) == (0.4, 0.0125)
     assert settings.worker_model_watch_interval_s == 2.5
     trigger = one(docs, "ScaledObject")["spec"]["triggers"][0]["metadata"]
-    assert (trigger["lagThreshold"], trigger["activationLagThreshold"]) == ("1000000", "2000000")
-    (lag_high,) = [r for r in one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
-                   if r["alert"] == "VideocatConsumerLagHigh"]
+    assert trigger["lagThreshold"] == "1000000"
+    rules = {r["alert"]: r for r in one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]}
+    lag_high, dead_letters = rules["VideocatConsumerLagHigh"], rules["VideocatDeadLetterRateHigh"]
     assert lag_high["expr"].endswith("> 5000000") and "5000000" in lag_high["annotations"]["summary"]
+    assert dead_letters["expr"].endswith("> 1000000") and "1000000" in dead_letters["annotations"]["summary"]
 
 
 @pytest.mark.parametrize("values", [None, GPU_KEDA], ids=["default", "gpu-keda"])

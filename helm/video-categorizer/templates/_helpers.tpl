@@ -71,6 +71,25 @@ the value, rather than being truncated or zeroed by `int64`.
 {{- end -}}
 {{- end -}}
 
+{{- define "videocat.namespace" -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+
+{{/* The job label the alerts select: the metrics Service's name, which the chart's ServiceMonitor
+gives its targets, unless metrics.prometheusRule.job names another scrape job. */}}
+{{- define "videocat.metricsJob" -}}
+{{- default (printf "%s-metrics" (include "videocat.fullname" .)) .Values.metrics.prometheusRule.job -}}
+{{- end -}}
+
+{{/* "true" when the deployment may run no replica: KEDA's minReplicas 0, or replicaCount 0. */}}
+{{- define "videocat.mayRunZero" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- if eq (int .Values.autoscaling.minReplicas) 0 }}true{{ end -}}
+{{- else if eq (int .Values.replicaCount) 0 -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* Fail early on values that would break the deployment or leak secrets. */}}
 {{- define "videocat.validate" -}}
 {{- $max := include "videocat.maxReplicas" . | int -}}
@@ -91,6 +110,29 @@ the value, rather than being truncated or zeroed by `int64`.
 {{- end -}}
 {{- if not (has .Values.worker.delivery (list "at-least-once" "exactly-once")) -}}
 {{- fail "worker.delivery must be at-least-once or exactly-once" -}}
+{{- end -}}
+{{- if eq (include "videocat.int" (list "worker.metricsPort" .Values.worker.metricsPort)) "0" -}}
+{{- fail "worker.metricsPort must not be 0: it turns off the worker's HTTP server, so the /healthz and /readyz probes could never pass (and nothing is scraped)" -}}
+{{- end -}}
+{{- $keda := .Values.autoscaling.keda -}}
+{{- if and .Values.autoscaling.enabled $keda.enabled -}}
+{{- if and (ne (upper .Values.kafka.securityProtocol) "PLAINTEXT") (not $keda.authenticationRef) -}}
+{{- fail (printf "autoscaling.keda.authenticationRef must name a TriggerAuthentication when kafka.securityProtocol is %s: without it KEDA cannot read the group's lag" .Values.kafka.securityProtocol) -}}
+{{- end -}}
+{{- with $keda.offsetResetPolicy -}}
+{{- if ne (toString .) "earliest" -}}
+{{- fail "autoscaling.keda.offsetResetPolicy is fixed at earliest: the worker reads a partition without a committed offset from its earliest offset (worker/consume.py), so KEDA must count its lag from there" -}}
+{{- end -}}
+{{- end -}}
+{{- with $keda.activationLagThreshold -}}
+{{- if and (eq (int $.Values.autoscaling.minReplicas) 0) (ne (include "videocat.int" (list "autoscaling.keda.activationLagThreshold" .)) "0") -}}
+{{- fail "autoscaling.keda.activationLagThreshold is fixed at 0: with minReplicas 0, uploads up to that lag would wait unprocessed, for as long as no more arrive" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $rule := .Values.metrics.prometheusRule -}}
+{{- if and $rule.enabled (not .Values.metrics.serviceMonitor.enabled) (not $rule.job) -}}
+{{- fail (printf "metrics.prometheusRule needs metrics.serviceMonitor.enabled: its alerts select job=%q, which only the chart's ServiceMonitor produces; or set metrics.prometheusRule.job to the scrape job that collects the worker's metrics" (include "videocat.metricsJob" .)) -}}
 {{- end -}}
 {{- end -}}
 
