@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from worker.cache import EmbeddingCache
-from worker.classify import Classifier, categorize
+from worker.classify import Classifier, rank_labels
 from worker.embed import Embedded, EmbeddingJob
 from worker.encoders import Encoder
 from worker.language import languages_of
@@ -56,7 +56,7 @@ def categorize_batch(
 def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
     batch, classifier = started.batch, started.classifier
     logits = classifier.logits(embedded.vectors)
-    labelled = categorize(logits, classifier.labels, classifier.thresholds)
+    labelled = rank_labels(logits, classifier.labels, classifier.thresholds)
     confidences = classifier.confidence(logits)
     now_ms = int(time.time() * 1000)
     languages = languages_of([u.event.language for u in batch], [u.text for u in batch])

@@ -98,7 +98,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).astype(np.float32)
 
 
-def categorize(
+def rank_labels(
     logits: np.ndarray, labels: Sequence[str], thresholds: np.ndarray
 ) -> list[tuple[tuple[str, float], ...]]:
     """Per row: the top label (highest logit), then every other label whose probability reaches its threshold.

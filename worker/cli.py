@@ -65,7 +65,7 @@ def produce_sample(count: Annotated[int, typer.Option(help="How many uploads (cy
     from worker.sample import produce_uploads, sample_uploads
     from worker.topics import ensure_topics, worker_topics
 
-    settings = load_settings()
+    settings = settings_with_broker()
     ensure_topics(settings, worker_topics(settings))
     typer.echo(f"produced {produce_uploads(settings, sample_uploads(count))} uploads")
 

@@ -33,7 +33,7 @@ TRANSIENT_CODES = frozenset({
 })
 
 
-def classify(error: KafkaError) -> Verdict:
+def verdict_for(error: KafkaError) -> Verdict:
     """What a failed output's error means. Codes decide: confluent-kafka never sets `retriable()` on
     delivery-report errors, and librdkafka reports most transient faults as `_MSG_TIMED_OUT`."""
     code = error.code()

@@ -56,7 +56,7 @@ def ensure_redis(settings: Settings) -> None:
     raise SystemExit("redis-server was started but does not answer")
 
 
-def run_demo(settings: Settings, timeout_s: float = 120.0) -> int:
+def run_demo(settings: Settings, timeout_s: float) -> int:
     from worker.readback import high_watermarks, read_records
 
     ensure_redis(settings)

@@ -125,6 +125,8 @@ class Worker:
         self.health.progressed()  # alive: waiting for the registry
 
     def step(self) -> None:
+        """One turn: fetch (rebalances run inside `Inbox.poll`: `_revoked` drains there), decode into batches,
+        advance the batch pipeline, then the periodic work: transaction, delivery reports, flow control, commits."""
         room = self._settings.worker_max_in_flight - self._offsets.in_flight()
         limit = max(1, min(self._settings.worker_batch_max_size, room))
         if self._pending is None:
@@ -160,7 +162,7 @@ class Worker:
             # the finished batch's embeddings are stored before the next batch's cache lookup
             embedded = finished.embedding.result() if finished is not None else None
             self._pending = self._start(self._batcher.take()) if self._batcher.is_due(time.monotonic()) else None
-            if finished is not None and embedded is not None:  # (both or neither: narrows the types)
+            if finished is not None and embedded is not None:
                 self._send_results(label_batch(finished, embedded))
             if self._pending is None:
                 return
@@ -185,6 +187,7 @@ class Worker:
         log.info("partitions_assigned", partitions=sorted(partitions))
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
+        """Called from inside `Inbox.poll`, in the middle of `step`: finish and commit all consumed first."""
         self._drain()
         self._offsets.forget(partitions)
         for topic in {t for t, _ in partitions}:

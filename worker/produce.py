@@ -19,7 +19,7 @@ topic, or stall commits silently. A dead letter cannot itself be dead-lettered. 
 (re-sends, dropped review copies, deliveries failed in a transaction) are logged at most once per
 `LOG_INTERVAL_S` per event and error code, with the count held back; each dead-lettered input is logged.
 
-In exactly-once mode the producer is transactional: the loop wraps each batch in a
+In exactly-once mode the producer is transactional: the loop wraps each step's outputs in a
 transaction together with the consumer offsets (`begin` / `commit_with_offsets`), and counts an
 output as done once sent. A delivery that fails there fails the transaction's commit (the worker
 exits and resumes from the last committed transaction); an output refused at once is handled as
@@ -43,7 +43,7 @@ import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from worker.avro import Headers
-from worker.delivery_errors import TOO_LARGE, OutputFailed, Verdict, classify
+from worker.delivery_errors import TOO_LARGE, OutputFailed, Verdict, verdict_for
 from worker.encode import EventEncoder, kept_key
 from worker.logs import LogLimiter
 from worker.records import DeadLetter, SourceRef
@@ -167,7 +167,7 @@ class Outbox:
 
     # --- failures ------------------------------------------------------------------------------
     def _handle_failure(self, output: Output, error: KafkaError) -> None:
-        verdict = classify(error)
+        verdict = verdict_for(error)
         source, is_dead_letter = output.source, output.topic == self._settings.worker_dlq_topic
         if source is None:
             self._review_copy_failed(output, error)

@@ -22,7 +22,7 @@ import redis
 
 from tests.integration.worker_harness import read_outputs, read_to_end, running_worker
 from worker.avro import load_schema, make_codec
-from worker.classify import categorize, load_classifier, sigmoid
+from worker.classify import load_classifier, rank_labels, sigmoid
 from worker.encoders import muse_identity
 from worker.records import VideoUploaded
 from worker.sample import produce_uploads
@@ -90,7 +90,7 @@ def test_worker_serves_the_embeddings_and_top_labels_evaluate_scores(
     stored = np.stack([np.frombuffer(client.get(o["embedding_key"]), dtype="<f4") for o in served])
     assert np.min(np.sum(stored * evaluated, axis=1)) > 0.9999
     assert [o["top_label"] for o in served] == [classifier.labels[i] for i in top]
-    expected = categorize(classifier.logits(stored), classifier.labels, classifier.thresholds)
+    expected = rank_labels(classifier.logits(stored), classifier.labels, classifier.thresholds)
     assert [[c["label"] for c in o["categories"]] for o in served] == [[lab for lab, _ in row] for row in expected]
 
     chances = classifier.confidence(logits)

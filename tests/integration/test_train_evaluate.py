@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from worker.classify import IncompatibleModelError, categorize, load_classifier, sigmoid
+from worker.classify import IncompatibleModelError, load_classifier, rank_labels, sigmoid
 from worker.encoders.base import muse_identity
 from worker.encoders.reference import ReferenceEncoder
 from worker.settings import DEFAULT_MODEL_DIR
@@ -294,7 +294,7 @@ def test_starter_model_predicts_obvious_multilingual_texts() -> None:
         build_text("Minecraft Überleben Folge 5: wir bauen eine Burg", ["minecraft", "gameplay"], "", chars),
     ]
     embeddings = ReferenceEncoder(max_tokens=classifier.max_tokens).encode(texts)
-    top = [row[0][0] for row in categorize(classifier.logits(embeddings), classifier.labels, classifier.thresholds)]
+    top = [row[0][0] for row in rank_labels(classifier.logits(embeddings), classifier.labels, classifier.thresholds)]
     assert top == ["Sports", "Music", "Gaming"]
     probabilities = sigmoid(classifier.logits(embeddings))
     assert np.all((probabilities >= 0) & (probabilities <= 1))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.classify import IncompatibleModelError, categorize, load_classifier, sigmoid
+from worker.classify import IncompatibleModelError, load_classifier, rank_labels, sigmoid
 from worker.encoders.base import EncoderIdentity
 from worker.training.artifact import write_artifact
 from worker.training.head import HyperParameters, build_model
@@ -109,7 +109,7 @@ def test_version_changes_with_weights_and_thresholds(tmp_path: Path) -> None:
 def test_categorize_keeps_labels_over_threshold_best_first() -> None:
     probabilities = np.array([[0.6, 0.7, 0.1], [0.2, 0.1, 0.25], [0.9, 0.1, 0.35]])
     thresholds = np.array([0.5, 0.5, 0.3], dtype=np.float32)
-    rows = categorize(np.log(probabilities / (1 - probabilities)), LABELS, thresholds)
+    rows = rank_labels(np.log(probabilities / (1 - probabilities)), LABELS, thresholds)
     assert [label for label, _ in rows[0]] == ["Sports", "Music"]
     assert [label for label, _ in rows[1]] == ["Gaming"]  # nothing passes: the top label alone
     assert [label for label, _ in rows[2]] == ["Music", "Gaming"]
@@ -119,13 +119,13 @@ def test_categorize_keeps_labels_over_threshold_best_first() -> None:
 def test_categorize_puts_the_top_label_first_even_under_its_threshold() -> None:
     """Music (0.45) misses its 0.5 threshold and Gaming (0.35) passes its 0.3: Music is still the top label."""
     probabilities = np.array([[0.45, 0.1, 0.35]])
-    rows = categorize(np.log(probabilities / (1 - probabilities)), LABELS, np.array([0.5, 0.5, 0.3], np.float32))
+    rows = rank_labels(np.log(probabilities / (1 - probabilities)), LABELS, np.array([0.5, 0.5, 0.3], np.float32))
     assert [label for label, _ in rows[0]] == ["Music", "Gaming"]
 
 
 def test_categorize_ranks_on_logits_where_probabilities_saturate() -> None:
     """float32 sigmoids of 20 and 25 are both 1.0: the order must come from the logits."""
-    rows = categorize(np.array([[20.0, 25.0, -3.0]], dtype=np.float32), LABELS, np.full(3, 0.5, np.float32))
+    rows = rank_labels(np.array([[20.0, 25.0, -3.0]], dtype=np.float32), LABELS, np.full(3, 0.5, np.float32))
     assert [label for label, _ in rows[0]] == ["Sports", "Music"]
     assert [score for _, score in rows[0]] == [1.0, 1.0]  # reported as probabilities
 

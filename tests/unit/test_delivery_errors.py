@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from worker.delivery_errors import Verdict, classify
+from worker.delivery_errors import Verdict, verdict_for
 
 E = KafkaError
 
@@ -16,11 +16,11 @@ E = KafkaError
     *[(c, Verdict.FATAL) for c in (E.TOPIC_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED, E.INVALID_CONFIG)],
 ])
 def test_classify_by_code(code: int, verdict: Verdict) -> None:
-    assert classify(KafkaError(code)) is verdict
+    assert verdict_for(KafkaError(code)) is verdict
 
 
 def test_classify_by_flags() -> None:
-    assert classify(KafkaError(E.CONCURRENT_TRANSACTIONS, retriable=True)) is Verdict.RETRY
-    assert classify(KafkaError(E._FATAL, fatal=True)) is Verdict.FATAL
-    assert classify(KafkaError(E.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)) is Verdict.FATAL
-    assert classify(KafkaError(E._TRANSPORT, fatal=True)) is Verdict.FATAL  # the flag wins over a transient code
+    assert verdict_for(KafkaError(E.CONCURRENT_TRANSACTIONS, retriable=True)) is Verdict.RETRY
+    assert verdict_for(KafkaError(E._FATAL, fatal=True)) is Verdict.FATAL
+    assert verdict_for(KafkaError(E.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)) is Verdict.FATAL
+    assert verdict_for(KafkaError(E._TRANSPORT, fatal=True)) is Verdict.FATAL  # the flag wins over a transient code

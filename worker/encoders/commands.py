@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from worker.encoders.base import DEFAULT_MAX_TOKENS
 from worker.settings import DEFAULT_SAVEDMODEL_DIR, EncoderKind
 
 
@@ -33,40 +34,34 @@ def embed(
     input: Annotated[
         Path, typer.Option(exists=True, dir_okay=False, help="UTF-8 text file, one text per line.")
     ],
-    output: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the float32 (n, 512) .npy.")],
-    encoder: Annotated[EncoderKind, typer.Option(help="tf (SavedModel via tensorflow_hub) or reference.")] = (
-        EncoderKind.TF
-    ),
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the float32 (n, 512) .npy.")],
+    encoder: Annotated[
+        EncoderKind | None, typer.Option(help="tf or reference; default: WORKER_ENCODER (tf).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoder call.")] = 128,
     max_tokens: Annotated[
         int, typer.Option(min=3, help="SentencePiece tokens kept per text (BOS/EOS incl.).")
-    ] = 128,
-    handle: Annotated[str, typer.Option(help="tensorflow_hub handle for --encoder tf.")] = str(
-        DEFAULT_SAVEDMODEL_DIR
-    ),
+    ] = DEFAULT_MAX_TOKENS,
 ) -> None:
-    """Embed every line of INPUT with MUSE and save the L2-normalised embeddings as .npy."""
+    """Embed every line of INPUT with MUSE and save the L2-normalised embeddings as .npy (the TF encoder
+    is loaded from WORKER_ENCODER_HANDLE, as the worker loads it)."""
     import numpy as np
     from tqdm import tqdm
 
-    from worker.encoders.base import EMBEDDING_DIM, Encoder
+    from worker.encoders import load_encoder
+    from worker.encoders.base import EMBEDDING_DIM
+    from worker.settings import load_settings
 
+    settings = load_settings()
+    settings = settings.model_copy(update={"worker_encoder": encoder}) if encoder else settings
     texts = input.read_text(encoding="utf-8").splitlines()
-    model: Encoder
-    if encoder is EncoderKind.REFERENCE:
-        from worker.encoders.reference import ReferenceEncoder
-
-        model = ReferenceEncoder(max_tokens=max_tokens)
-    else:
-        from worker.encoders.tf_hub import TFHubEncoder
-
-        model = TFHubEncoder(handle, max_tokens=max_tokens)
+    model = load_encoder(settings, max_tokens)
     vectors = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
-    with tqdm(total=len(texts), unit="text", desc=f"embed ({encoder.value})") as progress:
+    with tqdm(total=len(texts), unit="text", desc=f"embed ({settings.worker_encoder.value})") as progress:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             vectors[start : start + len(batch)] = model.encode(batch)
             progress.update(len(batch))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, vectors)
-    typer.echo(f"{output}: {vectors.shape[0]} x {vectors.shape[1]} float32 ({model.identity.short})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, vectors)
+    typer.echo(f"{out}: {vectors.shape[0]} x {vectors.shape[1]} float32 ({model.identity.short})")
