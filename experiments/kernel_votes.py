@@ -1,4 +1,4 @@
-"""Kernel votes (`train --kernel-weight/--kernel-threshold`): the fourth sweep of docs/training.md.
+"""Kernel votes (`train --kernel-weight/--kernel-threshold`): the fourth sweep of docs/experiments.md.
 
 A head's logits plus `beta * sum_i y_i * relu(x . x_i - theta)` over the training rows, for a grid
 of theta and beta, as gains in points over the head alone. The base heads are fitted once per

@@ -1,4 +1,4 @@
-"""Label prior (`train --label-prior s`): the sixth sweep of docs/training.md.
+"""Label prior (`train --label-prior s`): the sixth sweep of docs/experiments.md.
 
 The starter's linear head (L2 0.03, full texts plus title + tags texts as training rows, served on
 the re-normalised mean of the full-text and title + tags embeddings), its L2 pulling the weights

@@ -1,6 +1,6 @@
 """Test-time views: serve the mean of two embeddings per upload with the starter's training recipe?
 
-(Shipped since as `train --embed-views title_tags`: docs/training.md, fifth sweep.)
+(Shipped since as `train --embed-views title_tags`: docs/experiments.md, fifth sweep.)
 
 The head is fitted as the starter is (linear, L2 0.03, full texts plus title + tags texts as
 extra rows, all rows of its training side); each test video is then scored on its full-text

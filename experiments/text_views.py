@@ -1,4 +1,4 @@
-"""Which text to serve: the second sweep of docs/training.md (linear head, cached embeddings).
+"""Which text to serve: the second sweep of docs/experiments.md (linear head, cached embeddings).
 
 For each served-text variant, a linear head (worker.training.linear, L2 0.03) is fitted on
 texts of that kind and scored on two zero-shot checks:

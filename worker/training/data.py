@@ -236,7 +236,7 @@ def load_training_data(
 
 
 # A few dozen target-language rows among thousands barely move a regularised head: counted
-# 10 times each they do (docs/training.md, few-shot table).
+# 10 times each they do (docs/experiments.md, third sweep).
 DEFAULT_FEW_SHOT_WEIGHT = 10
 
 

@@ -5,7 +5,7 @@ their cosine) and adds `weight` times it to the logit of each of row i's labels.
 gets votes from the training rows it is close to, on top of what the linear and MLP parts
 learned: a non-parametric part that uses each neighbour's label as it is, not a summary of
 the class. On SIB-200 topics it helped on every cross-language check; on skewed video
-categories it lifts top-1 but costs macro-F1, so the starter does not use it (docs/training.md,
+categories it lifts top-1 but costs macro-F1, so the starter does not use it (docs/experiments.md,
 fourth sweep).
 
 It keeps the head's shape, `Dense(relu) -> BatchNorm -> Dense`: the hidden kernel is the
