@@ -132,6 +132,10 @@ class Settings(BaseSettings):
             conf["debug"] = self.kafka_debug
         return conf
 
+    def with_encoder(self, kind: EncoderKind | None) -> Settings:
+        """These settings with `kind` as the encoder (a command's --encoder); None: as configured."""
+        return self.model_copy(update={"worker_encoder": kind}) if kind else self
+
     def text_budget(self, trained: TextBudget) -> TextBudget:
         """The budget a head was trained with (`Classifier.text_budget`), unless the settings override it."""
         return TextBudget(self.worker_text_max_chars or trained.max_chars, self.worker_max_tokens or trained.max_tokens)

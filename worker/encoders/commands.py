@@ -52,8 +52,7 @@ def embed(
     from worker.encoders.base import EMBEDDING_DIM
     from worker.settings import load_settings
 
-    settings = load_settings()
-    settings = settings.model_copy(update={"worker_encoder": encoder}) if encoder else settings
+    settings = load_settings().with_encoder(encoder)
     texts = input.read_text(encoding="utf-8").splitlines()
     model = load_encoder(settings, max_tokens)
     vectors = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)

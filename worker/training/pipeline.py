@@ -69,9 +69,8 @@ class LazyEncoder:
     """
 
     def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
-        settings = load_settings()
-        self.settings = settings.model_copy(update={"worker_encoder": kind}) if kind else settings
-        self.max_tokens = max_tokens or settings.worker_max_tokens or DEFAULT_MAX_TOKENS
+        self.settings = load_settings().with_encoder(kind)
+        self.max_tokens = max_tokens or self.settings.worker_max_tokens or DEFAULT_MAX_TOKENS
         self.identity: EncoderIdentity = muse_identity()
         self._encoder: Encoder | None = None
 
