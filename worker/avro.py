@@ -8,7 +8,8 @@
   Avro resolution: added fields need defaults).
 - Schema Registry (when `SCHEMA_REGISTRY_URL` is set): Confluent framing (magic byte, 4-byte
   schema id, binary). Written with the id the registry gives our schema under the topic's subject
-  (`<topic>-value`, registered on first use, then cached), read with the writer schema the registry
+  (`<topic>-value`, registered on first use, or only looked up with `SCHEMA_REGISTRY_AUTO_REGISTER=false`;
+  then cached), read with the writer schema the registry
   gives for the id (cached), resolved to ours like plain Avro. A registry that cannot answer raises
   `RegistryUnavailable` on both sides; the worker resolves the ids of everything it writes before it
   consumes (`output_schemas`, `Codec.prepare`), so writing never waits on the registry afterwards.
@@ -42,6 +43,10 @@ class UnknownWriterSchema(ValueError):
 class RegistryUnavailable(RuntimeError):
     """The schema registry could not answer (unreachable, 5xx, credentials refused): not the message's
     fault, so the message is retried later, never dead-lettered."""
+
+
+class SchemaNotRegistered(RuntimeError):
+    """Lookup-only registry mode: one of the worker's own schemas is not registered under its subject."""
 
 
 # Registry answers about our own schema that no retry mends (incompatible with the subject, invalid): a
@@ -138,9 +143,10 @@ class RegistryCodec:
     """Confluent Schema Registry framing, written and read by hand around the registry client's calls, so that
     a registry failure (RegistryUnavailable) is told apart from everything else."""
 
-    def __init__(self, url: str, basic_auth: str = "") -> None:
+    def __init__(self, url: str, basic_auth: str = "", auto_register: bool = True) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
+        self._auto_register = auto_register
         conf: dict[str, Any] = {"url": url}
         if basic_auth:
             conf["basic.auth.user.info"] = basic_auth
@@ -149,7 +155,7 @@ class RegistryCodec:
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
 
     def prepare(self, schema: AvroSchema, topic: str) -> None:
-        """Register `schema` under the topic's subject now (once): `dumps` then never asks the registry."""
+        """Register (or look up) `schema` under the topic's subject now (once): `dumps` then never asks."""
         self._schema_id(schema, topic)
 
     def dumps(self, record: Mapping[str, Any], schema: AvroSchema, topic: str) -> tuple[bytes, Headers]:
@@ -160,23 +166,34 @@ class RegistryCodec:
         return buf.getvalue(), []
 
     def _schema_id(self, schema: AvroSchema, topic: str) -> int:
+        subject = f"{topic}-value"  # confluent's default TopicNameStrategy
+        if (schema.name, subject) not in self._ids:
+            self._ids[(schema.name, subject)] = self._ask_id(schema, subject)
+        return self._ids[(schema.name, subject)]
+
+    def _ask_id(self, schema: AvroSchema, subject: str) -> int:
         from confluent_kafka.schema_registry import Schema
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-        subject = f"{topic}-value"  # confluent's default TopicNameStrategy
-        if (schema.name, subject) not in self._ids:
-            try:
-                # the text as confluent's AvroSerializer registered it, so that the id stays the same
-                schema_id = self._client.register_schema(subject, Schema(schema.text.strip(), "AVRO"))
-            except SchemaRegistryError as error:
-                if error.http_status_code in SCHEMA_REFUSED_STATUSES:
-                    raise
-                raise RegistryUnavailable(f"schema registry, registering {subject}: {error}") from error
-            except Exception as error:  # noqa: BLE001 - transport errors of the registry's HTTP client
-                raise RegistryUnavailable(
-                    f"schema registry, registering {subject}: {type(error).__name__}: {error}") from error
-            self._ids[(schema.name, subject)] = schema_id
-        return self._ids[(schema.name, subject)]
+        # the text as confluent's AvroSerializer registered it, so that the id stays the same
+        text = Schema(schema.text.strip(), "AVRO")
+        doing = "registering" if self._auto_register else "looking up"
+        try:
+            if self._auto_register:
+                return self._client.register_schema(subject, text)
+            return self._client.lookup_schema(subject, text).schema_id
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404 and not self._auto_register:
+                raise SchemaNotRegistered(
+                    f"{schema.name} (schemas/{schema.name}.avsc, as written) is not registered under {subject}, and "
+                    "SCHEMA_REGISTRY_AUTO_REGISTER=false: register it there, or let the worker do it") from error
+            if error.http_status_code in SCHEMA_REFUSED_STATUSES:
+                raise
+            hint = " (no write access? SCHEMA_REGISTRY_AUTO_REGISTER=false only looks schemas up)" if (
+                error.http_status_code == 403 and self._auto_register) else ""
+            raise RegistryUnavailable(f"schema registry, {doing} {subject}: {error}{hint}") from error
+        except Exception as error:  # noqa: BLE001 - transport errors of the registry's HTTP client
+            raise RegistryUnavailable(f"schema registry, {doing} {subject}: {type(error).__name__}: {error}") from error
 
     def loads(self, value: bytes, headers: Headers | None, schema: AvroSchema, topic: str) -> dict[str, Any]:
         """Confluent framing read by hand (magic byte 0, big-endian schema id, Avro binary), resolved to `schema`.
@@ -234,5 +251,6 @@ def prepare_output_schemas(codec: Codec, settings: Settings, stop: threading.Eve
 
 def make_codec(settings: Settings) -> Codec:
     if settings.wire_format() is WireFormat.REGISTRY:
-        return RegistryCodec(settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value())
+        return RegistryCodec(settings.schema_registry_url, settings.schema_registry_basic_auth.get_secret_value(),
+                             settings.schema_registry_auto_register)
     return PlainAvroCodec()

@@ -41,6 +41,7 @@ def settings_with_broker() -> Settings:
 def run() -> None:
     """Run one worker from the environment's settings until SIGTERM/SIGINT (what a container runs)."""
     from worker.app import build_worker
+    from worker.avro import SchemaNotRegistered
 
     settings = settings_with_broker()
     # Until the worker is built nothing is consumed, so a stop exits at once. In a container the worker
@@ -48,10 +49,14 @@ def run() -> None:
     # it loads its models would wait out its whole termination grace period.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_at_once)
-    with build_worker(settings) as worker:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: worker.request_stop())
-        worker.run()
+    try:
+        with build_worker(settings) as worker:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: worker.request_stop())
+            worker.run()
+    except SchemaNotRegistered as error:  # a deployment step is missing: say which, no traceback
+        log.error("output_schema_not_registered", error=str(error))
+        raise SystemExit(1) from None
 
 
 def _exit_at_once(signum: int, _frame: object) -> None:

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     kafka_debug: str = Field("", description="librdkafka debug contexts for diagnosis, e.g. cgrp,consumer.")
     schema_registry_url: str = Field("", description="Set to use Schema Registry framing on the wire.")
     schema_registry_basic_auth: SecretStr = Field(SecretStr(""), description="user:password for the registry.")
+    schema_registry_auto_register: bool = Field(
+        True, description="Register the output schemas at start-up (write access to their subjects); false: "
+        "only look them up, and refuse to start while one is not registered."
+    )
 
     # --- Redis -------------------------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// (TLS).")

@@ -12,13 +12,16 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.avro_history import history_schema
+from tests.registry_stub import lookup_only_registry
 from worker.avro import (
     FINGERPRINT_HEADER,
     PlainAvroCodec,
     RegistryCodec,
     RegistryUnavailable,
+    SchemaNotRegistered,
     UnknownWriterSchema,
     load_schema,
+    make_codec,
     output_schemas,
 )
 from worker.encode import categorized_record, dead_letter_record
@@ -171,3 +174,24 @@ def test_output_schemas_name_every_schema_the_worker_writes() -> None:
     with_review = settings.model_copy(update={"worker_review_topic": "review"})
     assert ("ReviewRequest", "review") in [(s.name, t) for s, t in output_schemas(with_review)]
     PlainAvroCodec().prepare(load_schema("DeadLetter"), "dlq")  # nothing to resolve without a registry
+
+
+
+def test_lookup_only_mode_takes_the_registered_id_and_never_registers() -> None:
+    schema = load_schema("DeadLetter")
+    with lookup_only_registry() as registry:
+        with pytest.raises(SchemaNotRegistered, match="DeadLetter .* not registered under dlq-value"):
+            RegistryCodec(registry.url, auto_register=False).prepare(schema, "dlq")
+        registry.registered[("dlq-value", schema.text.strip())] = 7
+        codec = RegistryCodec(registry.url, auto_register=False)
+        codec.prepare(schema, "dlq")
+        value, _ = codec.dumps(_dead_letter(), schema, "dlq")
+        with pytest.raises(RegistryUnavailable, match="registering dlq-value.*AUTO_REGISTER=false"):  # 403
+            RegistryCodec(registry.url).prepare(schema, "dlq")
+    assert value[:5] == b"\x00" + (7).to_bytes(4, "big")
+    assert registry.paths == ["/subjects/dlq-value", "/subjects/dlq-value", "/subjects/dlq-value/versions"]
+
+
+def test_the_registration_mode_comes_from_the_settings() -> None:
+    codec = make_codec(Settings(schema_registry_url="mock://mode", schema_registry_auto_register=False))
+    assert isinstance(codec, RegistryCodec) and not codec._auto_register
