@@ -118,7 +118,8 @@ class EmbeddingCache:
     def put_many(
         self, texts: Sequence[str], text_embeddings: np.ndarray, video_ids: Sequence[str], video_embeddings: np.ndarray
     ) -> bool:
-        """Store each text's embedding under its text key and each video's under its video key."""
+        """Store each text's embedding under its text key and each video's under its video key; False when
+        nothing was stored (no client, Redis left alone after a failure, or this write failed)."""
         if not self._reachable():
             return False
         pipe = self._client.pipeline(transaction=False)

@@ -75,6 +75,7 @@ def label_batch(started: StartedBatch, embedded: Embedded) -> BatchOutcome:
                 language=language,
                 model_version=classifier.version,
                 embedding_key=key,
+                embedding_stored=embedded.stored,
                 event_time_ms=upload.event.uploaded_at_ms,
                 processed_time_ms=now_ms,
                 source=upload.source,

@@ -31,6 +31,7 @@ from worker.encoders import EMBEDDING_DIM, Encoder
 class Embedded:
     vectors: np.ndarray  # float32 [n, 512], L2-normalised
     keys: list[str]  # the Redis video key of each row
+    stored: bool  # whether those keys (and the misses' text keys) were written
     hits: int
     misses: int
     encode_seconds: float
@@ -78,10 +79,10 @@ class EmbeddingJob:
         for row, rows in zip(fresh, self._to_encode.values(), strict=True):
             self._vectors[rows] = row
         vectors = mean_per_item(self._vectors, self._owners, len(self._video_ids))
-        self._cache.put_many(list(self._to_encode), fresh, self._video_ids, vectors)
+        stored = self._cache.put_many(list(self._to_encode), fresh, self._video_ids, vectors)
         misses = sum(len(rows) for rows in self._to_encode.values())
         keys = [video_key(self._cache.namespace, v) for v in self._video_ids]
-        return Embedded(vectors, keys, len(self._texts) - misses, misses, encode_seconds)
+        return Embedded(vectors, keys, stored, len(self._texts) - misses, misses, encode_seconds)
 
 
 def flatten(texts: Sequence[str], embed_with: Sequence[Sequence[str]]) -> tuple[list[str], list[int]]:

@@ -39,6 +39,7 @@ def categorized_record(result: Categorized) -> dict[str, Any]:
         "language": result.language,
         "model_version": result.model_version,
         "embedding_key": result.embedding_key,
+        "embedding_stored": result.embedding_stored,
         "event_time": result.event_time_ms,
         "processed_time": result.processed_time_ms,
     }

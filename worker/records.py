@@ -74,6 +74,7 @@ class Categorized:
     language: str | None
     model_version: str
     embedding_key: str
+    embedding_stored: bool  # the worker wrote embedding_key before sending this (Redis may be down)
     event_time_ms: int
     processed_time_ms: int
     source: SourceRef = field(compare=False)

@@ -60,6 +60,7 @@ def test_misses_are_embedded_once_and_hits_come_from_redis(redis_url: str, encod
     second = embed_with_cache(texts[:2], ["d", "e"], encoder, cache)
     assert encoder.texts == texts[:2]  # nothing new embedded
     assert (second.hits, second.misses) == (2, 0)
+    assert first.stored and second.stored  # all hits: the video keys are still written
     np.testing.assert_array_equal(second.vectors, first.vectors[:2])
 
     stored = np.frombuffer(client.get(video_key(encoder.identity.short, "e")), dtype="<f4")
@@ -74,13 +75,13 @@ def test_redis_down_means_no_cache_not_an_error(encoder: CountingEncoder) -> Non
     dead = redis.Redis(port=1, socket_connect_timeout=0.2)
     cache = EmbeddingCache(dead, encoder.identity.short, ttl_s=60, on_error=lambda: errors.append(1), retry_after_s=0.5)
     result = embed_with_cache(["Noticias del día"], ["x"], encoder, cache)
-    assert result.misses == 1 and result.vectors.shape == (1, 512)
+    assert result.misses == 1 and result.vectors.shape == (1, 512) and not result.stored
     assert abs(float(np.linalg.norm(result.vectors[0])) - 1) < 1e-5
     assert len(errors) == 1 and cache.errors == 1  # the MGET failed: the SET pipeline was not tried
-    embed_with_cache(["Noticias de la noche"], ["y"], encoder, cache)
+    assert not embed_with_cache(["Noticias de la noche"], ["y"], encoder, cache).stored
     assert cache.errors == 1  # Redis is left alone for retry_after_s: no call, no timeout to wait out
     time.sleep(0.6)
-    embed_with_cache(["Noticias de la tarde"], ["z"], encoder, cache)
+    assert not embed_with_cache(["Noticias de la tarde"], ["z"], encoder, cache).stored
     assert cache.errors == 2  # then tried again
 
 

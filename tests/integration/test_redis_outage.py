@@ -68,6 +68,9 @@ def test_worker_categorizes_through_a_redis_outage_and_caches_again_after(
                 assert time.monotonic() < deadline, f"offsets not committed: {offsets}"
                 time.sleep(0.5)
         assert {o["video_id"] for o in outputs} == {u.video_id for u in before + during + after}
+        stored = {o["video_id"]: o["embedding_stored"] for o in outputs}  # what the recommender is told
+        assert all(stored[u.video_id] is True for u in before + after)
+        assert all(stored[u.video_id] is False for u in during)
         namespace = worker.video_namespace
         assert all(client.exists(video_key(namespace, u.video_id)) for u in after), "caching did not resume"
         assert not any(client.exists(video_key(namespace, u.video_id)) for u in during)  # the new server is empty

@@ -73,6 +73,7 @@ def test_500_uploads_are_categorized_cached_and_committed(make_settings: Callabl
             assert output["categories"][0]["label"] == output["top_label"]
             assert output["model_version"] == worker.model_version
             assert output["embedding_key"] == video_key(namespace, output["video_id"])
+            assert output["embedding_stored"] is True
             vector = np.frombuffer(client.get(output["embedding_key"]), dtype="<f4")
             assert vector.shape == (512,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
         assert {o["language"] for o in outputs} >= {"en", "fr", "de", "es", "ja", "ru", "ar", "zh"}

@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 import io
 import json
 import threading
@@ -54,7 +55,7 @@ def _categorized_event(confidence: float) -> Categorized:
     return Categorized(
         video_id="v", categories=(CategoryScore("Music", 0.9),), top_label="Music", top_score=0.9,
         confidence=confidence, language="pt", model_version="head-x", embedding_key="videocat:emb:video:v",
-        event_time_ms=1, processed_time_ms=2, source=SourceRef("t", 0, 0),
+        embedding_stored=True, event_time_ms=1, processed_time_ms=2, source=SourceRef("t", 0, 0),
     )
 
 
@@ -70,6 +71,17 @@ def test_categorized_events_carry_the_confidence_and_stay_readable_across_the_sc
     v1_value, v1_headers = codec.dumps(v1_record, old, "t")
     decoded = codec.loads(v1_value, v1_headers, current, "t")
     assert decoded["confidence"] is None and decoded["top_score"] == pytest.approx(0.9)
+
+
+def test_categorized_events_say_whether_the_embedding_was_stored_and_v2_readers_skip_it() -> None:
+    codec, current, v2 = PlainAvroCodec(), load_schema("VideoCategorized"), history_schema("VideoCategorized", 2)
+    record = categorized_record(dataclasses.replace(_categorized_event(0.25), embedding_stored=False))
+    value, headers = codec.dumps(record, current, "t")
+    assert codec.loads(value, headers, current, "t")["embedding_stored"] is False
+    read_by_v2 = fastavro.schemaless_reader(io.BytesIO(value), current.parsed, v2.parsed)
+    assert read_by_v2["embedding_key"] == "videocat:emb:video:v" and "embedding_stored" not in read_by_v2
+    v2_value, v2_headers = codec.dumps({k: v for k, v in record.items() if k != "embedding_stored"}, v2, "t")
+    assert codec.loads(v2_value, v2_headers, current, "t")["embedding_stored"] is None  # unknown, not False
 
 
 def test_a_fingerprint_header_is_read_in_the_forms_other_avro_libraries_write() -> None:

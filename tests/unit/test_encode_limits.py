@@ -87,7 +87,7 @@ def test_a_fitted_letter_always_encodes_within_the_limit(
 
 def result(video_id: str) -> Categorized:
     return Categorized(video_id, (CategoryScore("Music", 0.3),), "Music", 0.3, 0.2, "es", "v1",
-                       f"vc:emb:ns:video:{video_id}", 1, 2, SOURCE)
+                       f"vc:emb:ns:video:{video_id}", True, 1, 2, SOURCE)
 
 
 def test_a_review_copy_cuts_huge_text_fields() -> None:
