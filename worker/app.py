@@ -35,7 +35,8 @@ def embedding_cache(
     budget = settings.text_budget(head.text_budget)
     text_ns = text_namespace(encoder, budget.max_tokens)
     video_ns = video_namespace(text_ns, budget.max_chars, head.embed_views)
-    return EmbeddingCache(client, video_ns, settings.worker_cache_ttl_s, on_error=on_error, text_namespace=text_ns)
+    return EmbeddingCache(client, video_ns, settings.worker_cache_ttl_s, on_error=on_error, text_namespace=text_ns,
+                          video_ttl_s=settings.worker_video_ttl_s)
 
 
 def freeze_startup_objects() -> None:

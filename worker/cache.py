@@ -15,7 +15,9 @@ full text, e.g. `use-multilingual-v3-cnn@55462a18.export-v2/t256/c1024/v=title_t
 without views). Two heads that build an upload's embedding differently never share a video key.
 
 Value: the 512 float32 of the L2-normalised embedding, little-endian, 2048 bytes
-(`numpy.frombuffer(value, dtype="<f4")`). Both keys expire after `WORKER_CACHE_TTL_S`.
+(`numpy.frombuffer(value, dtype="<f4")`). Text keys expire after `WORKER_CACHE_TTL_S`, video keys
+after `WORKER_VIDEO_TTL_S` (0: never): the recommender may need a video's embedding long after the
+worker last needs its text's.
 
 One batch costs two round trips: one MGET for every text key, one pipeline of SETs.
 Redis is an optimisation, never a dependency: when it fails the batch is embedded without
@@ -63,7 +65,9 @@ def video_key(namespace: str, video_id: str) -> str:
 
 
 def connect(settings: Settings) -> redis.Redis:
-    kwargs: dict[str, object] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 30}
+    timeout = settings.redis_socket_timeout_s
+    kwargs: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                                 "health_check_interval": 30}
     if settings.redis_password.get_secret_value():
         kwargs["password"] = settings.redis_password.get_secret_value()
     if settings.redis_username:
@@ -81,7 +85,7 @@ class EmbeddingCache:
 
     def __init__(self, client: redis.Redis | None, namespace: str, ttl_s: int, log_interval_s: float = 30.0,
                  on_error: Callable[[], None] = lambda: None, text_namespace: str | None = None,
-                 retry_after_s: float = RETRY_AFTER_S):
+                 retry_after_s: float = RETRY_AFTER_S, video_ttl_s: int | None = None):
         self._client = client
         self._retry_after_s = retry_after_s
         self._next_try = 0.0  # monotonic: no call to Redis before this, after a failure
@@ -89,6 +93,7 @@ class EmbeddingCache:
         self.namespace = namespace
         self.text_namespace = text_namespace or namespace
         self._ttl_s = ttl_s
+        self._video_ttl_s = ttl_s if video_ttl_s is None else video_ttl_s  # 0: no expiry
         self._log = LogLimiter(log_interval_s)
         self.errors = 0
 
@@ -123,12 +128,12 @@ class EmbeddingCache:
         if not self._reachable():
             return False
         pipe = self._client.pipeline(transaction=False)
-        for keys, rows in (
-            ([text_key(self.text_namespace, t) for t in texts], text_embeddings),
-            ([video_key(self.namespace, v) for v in video_ids], video_embeddings),
+        for keys, rows, ttl_s in (
+            ([text_key(self.text_namespace, t) for t in texts], text_embeddings, self._ttl_s),
+            ([video_key(self.namespace, v) for v in video_ids], video_embeddings, self._video_ttl_s),
         ):
             for key, row in zip(keys, rows, strict=True):
-                pipe.set(key, np.ascontiguousarray(row, dtype=EMBEDDING_DTYPE).tobytes(), ex=self._ttl_s)
+                pipe.set(key, np.ascontiguousarray(row, dtype=EMBEDDING_DTYPE).tobytes(), ex=ttl_s or None)
         try:
             pipe.execute()
         except redis.RedisError as error:

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     redis_password: SecretStr = Field(SecretStr(""), description="Redis AUTH password (kept out of the URL).")
     redis_username: str = ""
     redis_ssl_ca_certs: str = ""
+    redis_socket_timeout_s: float = Field(
+        2.0, gt=0, description="Longest one Redis call (or connect) may take before the batch goes on uncached."
+    )
 
     # --- topics and group ----------------------------------------------------------------
     worker_input_topic: str = "video-uploaded"
@@ -102,7 +105,10 @@ class Settings(BaseSettings):
     worker_commit_interval_ms: int = Field(1_000, description="How often acknowledged offsets are committed.")
 
     # --- cache -------------------------------------------------------------------------------
-    worker_cache_ttl_s: int = Field(30 * 24 * 3600, description="TTL of cached embeddings in Redis.")
+    worker_cache_ttl_s: int = Field(30 * 24 * 3600, description="TTL of the text keys (the worker's own cache).")
+    worker_video_ttl_s: int = Field(
+        30 * 24 * 3600, ge=0, description="TTL of the video keys the recommender reads; 0: they never expire."
+    )
     worker_cache_enabled: bool = True
 
     # --- operations -------------------------------------------------------------------------

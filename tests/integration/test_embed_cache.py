@@ -162,3 +162,14 @@ def test_heads_with_other_text_recipes_write_other_video_keys_and_share_text_key
     # text keys stay shared: the full text without views is the starter's full text, a cache hit
     assert {text_ns for _, text_ns in results} == {f"{muse_identity().short}/t256"}
     assert (results[1][0].hits, results[1][0].misses) == (1, 0)
+
+
+def test_video_keys_have_their_own_ttl_and_zero_keeps_them(redis_url: str, encoder: CountingEncoder) -> None:
+    client = redis.Redis.from_url(redis_url)
+    run = uuid.uuid4().hex
+    for video_ttl_s, expected in ((600, range(590, 601)), (0, range(-1, 0))):  # -1: the key never expires
+        cache = EmbeddingCache(client, encoder.identity.short, ttl_s=60, video_ttl_s=video_ttl_s)
+        text, video_id = f"Résumé du match {run} {video_ttl_s}", f"v{run}{video_ttl_s}"
+        assert embed_with_cache([text], [video_id], encoder, cache).stored
+        assert client.ttl(video_key(encoder.identity.short, video_id)) in expected
+        assert 0 < client.ttl(text_key(encoder.identity.short, text)) <= 60
