@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from text_views import L2, MAX_CHARS, Features, Row, full, labels_of, read_youtube, title_tags  # noqa: E402
 
-from worker.training.data import load_training_data  # noqa: E402
 from worker.training.head import one_hot  # noqa: E402
 from worker.training.linear import fit_linear, label_prior_weights  # noqa: E402
 from worker.training.metrics import accuracy, macro_f1  # noqa: E402
+from worker.training.splits import load_training_data  # noqa: E402
 
 STRENGTHS = (0, 3, 5, 7, 10, 15, 20)
 

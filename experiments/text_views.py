@@ -24,11 +24,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.text import build_text, clean_description, clean_tags, cut, split_words, squeeze
-from worker.training.data import load_training_data, video_text
+from worker.training.data import video_text
 from worker.training.head import one_hot
 from worker.training.linear import fit_linear
 from worker.training.metrics import accuracy, macro_f1
 from worker.training.pipeline import _cache
+from worker.training.splits import load_training_data
 
 MAX_CHARS, MAX_TOKENS, L2 = 1024, 256, 0.03
 _HASHTAG, _WORD = re.compile(r"#(\w+)"), re.compile(r"\b[^\W\d_]{2,}\b")

@@ -16,7 +16,8 @@ from worker.encoders.reference import ReferenceEncoder
 from worker.settings import DEFAULT_MODEL_DIR
 from worker.text import build_text
 from worker.training.commands import compare, evaluate, train
-from worker.training.data import few_shot_sample, read_videos
+from worker.training.data import read_videos
+from worker.training.splits import few_shot_sample
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FAST = ["--encoder", "reference", "--seeds", "1", "--max-epochs", "60", "--patience", "15", "--hidden", "32"]
@@ -134,7 +135,7 @@ def test_refuses_a_head_trained_on_another_encoder(trained: Path, tmp_path: Path
             "reference",
         ],
     )
-    assert isinstance(result.exception, IncompatibleModelError)
+    assert result.exit_code == 2 and "retrain the head" in result.output  # one line, no traceback
 
 
 def test_sib_folder_trains_and_reports_per_language(tmp_path: Path) -> None:
@@ -273,7 +274,7 @@ def test_a_label_prior_without_a_linear_part_is_refused(tmp_path: Path) -> None:
     [
         (["--few-shot", "5"], "--few-shot-data"),
         (["--few-shot-data", str(FIXTURES / "videos_small.jsonl")], "--few-shot K"),
-        (["--few-shot", "-1", "--few-shot-data", str(FIXTURES / "videos_small.jsonl")], "0 (zero-shot)"),
+        (["--few-shot", "-1", "--few-shot-data", str(FIXTURES / "videos_small.jsonl")], "'--few-shot'"),
     ],
 )
 def test_few_shot_options_that_would_be_ignored_are_refused(tmp_path: Path, options: list[str], named: str) -> None:
@@ -298,3 +299,23 @@ def test_starter_model_predicts_obvious_multilingual_texts() -> None:
     assert top == ["Sports", "Music", "Gaming"]
     probabilities = sigmoid(classifier.logits(embeddings))
     assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def test_data_and_folders_that_cannot_be_used_are_one_line_errors(trained: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "deu_Latn" / "test.tsv"
+    empty.parent.mkdir()
+    empty.write_text("index_id\tcategory\ttext\n", encoding="utf-8")
+    relabelled = tmp_path / "other.jsonl"
+    relabelled.write_text('{"video_id": "a", "title": "Gol", "category": "Weather"}\n', encoding="utf-8")
+    models = tmp_path / "models"
+    (models / "starter").mkdir(parents=True)
+    (models / "starter" / "model.json").write_text("{}", encoding="utf-8")
+    for args, message in (
+        (["evaluate", "--model", str(trained), "--data", str(tmp_path / "deu_Latn")], "no labelled rows"),
+        (["evaluate", "--model", str(trained), "--data", str(relabelled)], "none of the gold labels"),
+        (["train", "--data", str(FIXTURES / "videos_small.jsonl"), "--out", str(models), *FAST], "not a model folder"),
+    ):
+        result = CliRunner().invoke(cli(), args)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert (models / "starter" / "model.json").exists()  # refused before anything was replaced

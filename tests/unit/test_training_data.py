@@ -8,20 +8,18 @@ from pathlib import Path
 import pytest
 
 from worker.training.data import (
+    DataError,
     Example,
-    few_shot_sample,
-    fingerprint,
     item_key,
-    load_training_data,
     read_few_shot_pool,
     read_for_evaluation,
     read_sib_tsv,
     read_videos,
-    split_holdout,
     with_views,
 )
 from worker.training.head import HyperParameters
 from worker.training.pipeline import TrainRequest, item_prior, read_training_set
+from worker.training.splits import few_shot_sample, fingerprint, load_training_data, split_holdout
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -242,3 +240,46 @@ def test_the_prior_counts_each_item_once() -> None:
     rows = [Example("v1", ("A",), "US", item="video:1"), Example("v1 tags", ("A",), "US", item="video:1"),
             Example("v2", ("B",), "US", item="video:2"), *[Example("v3", ("B",), "BR", item="video:3")] * 10]
     assert item_prior(rows, ("A", "B", "C")) == pytest.approx([1 / 3, 2 / 3, 0], abs=1e-6)
+
+
+# --- data a judge or an engineer may hand in: read as meant, or refused naming the file --------------
+
+def _sib(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_a_byte_order_mark_keeps_the_row_ids_and_json_lines_readable(tmp_path: Path) -> None:
+    tsv = _sib(tmp_path / "deu_Latn" / "test.tsv", "\ufeffindex_id\tcategory\ttext\r\n7\tsports\tTor!\r\n")
+    (row,) = read_sib_tsv(tsv, "deu_Latn")
+    assert row.item == "sib:7" and row.labels == ("sports",)  # without utf-8-sig: keyed by text, id lost
+    jsonl = _sib(tmp_path / "v.jsonl", '\ufeff{"video_id": "a", "title": "Gol", "category": " Sports "}\n')
+    (video,) = read_videos(jsonl)
+    assert video.labels == ("Sports",)
+
+
+def test_a_tsv_file_passed_itself_is_read_as_sib_rows_of_its_folder(tmp_path: Path) -> None:
+    tsv = _sib(tmp_path / "ita_Latn" / "test.tsv", "index_id\tcategory\ttext\n1\tsports\tGol!\n")
+    (row,) = read_for_evaluation(tsv)
+    assert (row.group, row.item, row.text) == ("ita_Latn", "sib:1", "Gol!")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("bad.jsonl", '{"title": "a", "category": "x"}\nnot json\n', r"bad.jsonl:2: not JSON"),
+    ("list.jsonl", '[1, 2]\n', r"list.jsonl:1: a JSON list"),
+    ("x/test.tsv", "id\tlabel\tsentence\n1\tsports\tGol\n", r"no category or text column"),
+    ("y/test.tsv", "index_id\tcategory\ttext\n1\tsports\n", r"row 2 has fewer columns"),
+])
+def test_unreadable_data_is_refused_naming_the_file_and_line(tmp_path: Path, name: str, content: str,
+                                                            message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        read_for_evaluation(_sib(tmp_path / name, content))
+
+
+def test_latin1_and_folders_without_tsv_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_for_evaluation(_sib(tmp_path / "l" / "test.tsv", "index_id\tcategory\ttext\n1\tsports\tNiño\n", "latin-1"))
+    (tmp_path / "nested" / "root" / "deu_Latn").mkdir(parents=True)
+    with pytest.raises(DataError, match="no .tsv files"):
+        read_for_evaluation(tmp_path / "nested")

@@ -49,8 +49,29 @@ def read_fitted_items(model_dir: Path) -> frozenset[str]:
     return frozenset(path.read_text(encoding="utf-8").splitlines()) if path.exists() else frozenset()
 
 
+class OutDirRefused(ValueError):
+    """`--out` names something a new head must not replace."""
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an `--out` that is not a new folder or a model folder: replacing it would delete what it holds."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise OutDirRefused(f"{out_dir} is a symbolic link (the one a worker watches?): train into a new folder, "
+                            "then point the link at it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutDirRefused(f"{out_dir} is a file, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MODEL_JSON).exists():
+        raise OutDirRefused(f"{out_dir} holds files but no {MODEL_JSON}: it is not a model folder, and training "
+                            "into it would replace everything in it; name a new folder")
+
+
 def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any], fitted_items: Iterable[str]) -> dict[str, Any]:
-    """Save atomically-ish: build in a temporary sibling folder, then replace `out_dir`."""
+    """Save atomically-ish: build in a temporary sibling folder, then replace `out_dir` (a model folder, or new).
+
+    Files and folders of the old model folder that the new head does not write (an ATTRIBUTION, a report)
+    are kept."""
+    check_out_dir(out_dir)
     when = datetime.now(UTC)
     weights_sha = weights_digest([w.numpy() for w in model.weights])
     body = {"format": FORMAT, **meta, "weights_file": HEAD_FILE, "weights_sha256": weights_sha}
@@ -66,9 +87,10 @@ def write_artifact(out_dir: Path, model: Any, meta: dict[str, Any], fitted_items
     model.save(staging / HEAD_FILE)
     (staging / MODEL_JSON).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (staging / FITTED_ITEMS).write_text("".join(f"{item}\n" for item in sorted(set(fitted_items))), encoding="utf-8")
-    for extra in out_dir.glob("*") if out_dir.exists() else ():
-        if not (staging / extra.name).exists() and extra.is_file():
-            shutil.copy2(extra, staging / extra.name)  # keep ATTRIBUTION / README files
+    for extra in out_dir.iterdir() if out_dir.exists() else ():
+        if not (staging / extra.name).exists():
+            copy = shutil.copytree if extra.is_dir() else shutil.copy2
+            copy(extra, staging / extra.name)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)

@@ -7,28 +7,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from worker.settings import EncoderKind
-from worker.training.data import DEFAULT_FEW_SHOT_WEIGHT
-
-DataOption = Annotated[
-    list[Path],
-    typer.Option("--data", exists=True, help="JSON Lines file or SIB-200 style folder; repeatable."),
-]
-# `--data A B C`: click options take one value each, so the paths after the first arrive as arguments.
-MoreDataArgument = Annotated[
-    list[Path] | None,
-    typer.Argument(exists=True, show_default=False, help="More --data paths (`--data A B` = `--data A --data B`)."),
-]
-EncoderOption = Annotated[
-    EncoderKind | None,
-    typer.Option("--encoder", help="Encoder to embed with (default: WORKER_ENCODER, i.e. tf)."),
-]
+from worker.training.options import (
+    DataOption,
+    EncoderOption,
+    KeepFittedOption,
+    MoreDataArgument,
+    data_paths,
+    parse_labels,
+    parse_views,
+    say_left_out,
+    user_errors,
+)
+from worker.training.splits import DEFAULT_FEW_SHOT_WEIGHT
 
 
 def _hp_default(name: str):
@@ -39,7 +34,11 @@ def _hp_default(name: str):
 
 def train(
     data: DataOption,
-    out: Annotated[Path, typer.Option("--out", help="Model directory to write (replaced if present).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="New or model directory to write (a model directory is replaced, keeping its "
+                     "other files)."),
+    ],
     dev: Annotated[
         list[Path] | None,
         typer.Option("--dev", exists=True, help="Separate dev data (instead of the held-out split)."),
@@ -53,7 +52,7 @@ def train(
         ),
     ] = None,
     few_shot: Annotated[
-        int, typer.Option("--few-shot", help="K examples per class from --few-shot-data (0 = zero-shot).")
+        int, typer.Option("--few-shot", min=0, help="K examples per class from --few-shot-data (0 = zero-shot).")
     ] = 0,
     few_shot_weight: Annotated[
         int, typer.Option(min=1, help="Each few-shot example counts as this many training rows.")
@@ -63,34 +62,41 @@ def train(
         typer.Option("--labels", help="Label set: comma-separated, or a file with one label per line."),
     ] = None,
     encoder: EncoderOption = None,
-    dev_fraction: Annotated[float, typer.Option(help="Share of a JSON Lines file held out as dev.")] = 0.15,
-    hidden: Annotated[int, typer.Option(help="Hidden units per seed.")] = _hp_default("hidden"),
-    dropout: Annotated[float, typer.Option(help="Dropout after the BatchNorm.")] = _hp_default("dropout"),
-    input_dropout: Annotated[float, typer.Option(help="Dropout on the input embedding.")] = _hp_default(
-        "input_dropout"
-    ),
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = _hp_default("learning_rate"),
-    l2: Annotated[float, typer.Option(help="L2 penalty on the hidden kernel.")] = _hp_default("l2"),
-    l2_output: Annotated[float, typer.Option(help="L2 penalty on the output kernel.")] = _hp_default(
+    dev_fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.9, help="Share of a JSON Lines file held out as dev.")
+    ] = 0.15,
+    hidden: Annotated[int, typer.Option(min=1, help="Hidden units per seed.")] = _hp_default("hidden"),
+    dropout: Annotated[
+        float, typer.Option(min=0.0, max=0.95, help="Dropout after the BatchNorm.")
+    ] = _hp_default("dropout"),
+    input_dropout: Annotated[
+        float, typer.Option(min=0.0, max=0.95, help="Dropout on the input embedding.")
+    ] = _hp_default("input_dropout"),
+    learning_rate: Annotated[
+        float, typer.Option(min=1e-7, help="Adam learning rate.")
+    ] = _hp_default("learning_rate"),
+    l2: Annotated[float, typer.Option(min=0.0, help="L2 penalty on the hidden kernel.")] = _hp_default("l2"),
+    l2_output: Annotated[float, typer.Option(min=0.0, help="L2 penalty on the output kernel.")] = _hp_default(
         "l2_output"
     ),
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = _hp_default("batch_size"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size.")] = _hp_default("batch_size"),
     max_epochs: Annotated[
-        int, typer.Option(help="Epoch cap (early stopping usually ends sooner).")
+        int, typer.Option(min=1, help="Epoch cap (early stopping usually ends sooner).")
     ] = _hp_default("max_epochs"),
     patience: Annotated[
-        int, typer.Option(help="Epochs without dev-loss improvement before stopping.")
+        int, typer.Option(min=1, help="Epochs without dev-loss improvement before stopping.")
     ] = _hp_default("patience"),
     class_weight_power: Annotated[
-        float, typer.Option(help="Class weighting: 0 none, 1 fully balanced.")
+        float, typer.Option(min=0.0, max=1.0, help="Class weighting: 0 none, 1 fully balanced.")
     ] = _hp_default("class_weight_power"),
     linear_weight: Annotated[
         float,
-        typer.Option(help="Share of the logits from a regularised linear classifier (1 = linear only)."),
+        typer.Option(min=0.0, max=1.0,
+                     help="Share of the logits from a regularised linear classifier (1 = linear only)."),
     ] = _hp_default("linear_weight"),
-    linear_l2: Annotated[float, typer.Option(help="L2 penalty of that linear classifier.")] = _hp_default(
-        "linear_l2"
-    ),
+    linear_l2: Annotated[
+        float, typer.Option(min=0.0, help="L2 penalty of that linear classifier.")
+    ] = _hp_default("linear_l2"),
     label_prior: Annotated[
         float,
         typer.Option(
@@ -100,20 +106,22 @@ def train(
     ] = _hp_default("label_prior"),
     kernel_weight: Annotated[
         float,
-        typer.Option(help="Each training row adds this * relu(cosine - threshold) to its labels' logits; 0 = off."),
+        typer.Option(min=0.0, help="Each training row adds this * relu(cosine - threshold) to its labels' logits; "
+                     "0 = off."),
     ] = _hp_default("kernel_weight"),
     kernel_threshold: Annotated[
         float, typer.Option(help="Cosine similarity below which a training row does not vote.")
     ] = _hp_default("kernel_threshold"),
     label_smoothing: Annotated[
-        float, typer.Option(help="Label smoothing of the binary cross-entropy targets.")
+        float,
+        typer.Option(min=0.0, max=0.5, help="Label smoothing of the binary cross-entropy targets."),
     ] = _hp_default("label_smoothing"),
     text_max_chars: Annotated[
-        int, typer.Option(help="Character budget of build_text (stored in the model; serve with the same).")
+        int, typer.Option(min=1, help="Character budget of build_text (stored in the model; serve with the same).")
     ] = 512,
     max_tokens: Annotated[
         int | None,
-        typer.Option(help="Encoder token budget (default: WORKER_MAX_TOKENS; stored in the model)."),
+        typer.Option(min=1, help="Encoder token budget (default: WORKER_MAX_TOKENS; stored in the model)."),
     ] = None,
     views: Annotated[
         str,
@@ -137,7 +145,7 @@ def train(
         ),
     ] = False,
     seeds: Annotated[
-        int, typer.Option(help="Heads trained with consecutive seeds and merged (logit mean).")
+        int, typer.Option(min=1, help="Heads trained with consecutive seeds and merged (logit mean).")
     ] = _hp_default("seeds"),
     seed: Annotated[
         int, typer.Option(help="First seed (also seeds the dev split and few-shot sample).")
@@ -170,24 +178,25 @@ def train(
             seed=seed,
         )
         request = TrainRequest(
-            data=_data_paths(data, more_data),
+            data=data_paths(data, more_data),
             out=out,
             dev=dev or [],
             few_shot_data=few_shot_data or [],
             few_shot=few_shot,
-            labels=_parse_labels(labels),
+            labels=parse_labels(labels),
             dev_fraction=dev_fraction,
             hp=hp,
             text_max_chars=text_max_chars,
             max_tokens=max_tokens,
-            views=_parse_views(views),
+            views=parse_views(views),
             refit=refit,
             few_shot_weight=few_shot_weight,
-            embed_views=_parse_views(embed_views),
+            embed_views=parse_views(embed_views),
         )
     except ValueError as error:  # a combination of options that does not fit together
         raise typer.BadParameter(str(error)) from error
-    meta = run_training(request, encoder)
+    with user_errors():
+        meta = run_training(request, encoder)
     typer.echo(
         f"wrote {out} version {meta['version']}; dev accuracy {meta['metrics']['dev']['mean_accuracy']:.3f}",
         err=True,
@@ -202,17 +211,19 @@ def evaluate(
         Path | None, typer.Option("--report", help="Write report.md and accuracy.png here.")
     ] = None,
     encoder: EncoderOption = None,
+    keep_fitted: KeepFittedOption = False,
     more_data: MoreDataArgument = None,
 ) -> None:
     """Per language/region: rows, top-1 accuracy, macro-F1 and the majority baseline."""
     from worker.training.pipeline import run_evaluation
     from worker.training.report import as_table, write_report
 
-    summary, results, labels, left_out = run_evaluation(model, _data_paths(data, more_data), encoder)
-    _say_left_out(left_out)
-    if report is not None:
-        path = write_report(report, summary, results, labels)
-        typer.echo(f"report written to {path}", err=True)
+    with user_errors():
+        summary, results, labels, left_out = run_evaluation(model, data_paths(data, more_data), encoder, keep_fitted)
+        say_left_out(left_out)
+        if report is not None:
+            path = write_report(report, summary, results, labels)
+            typer.echo(f"report written to {path}", err=True)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
@@ -234,6 +245,7 @@ def compare(
         typer.Option(min=0.0, max=1.0, help="Significance level, Bonferroni-corrected over the groups and metrics."),
     ] = 0.05,
     encoder: EncoderOption = None,
+    keep_fitted: KeepFittedOption = False,
     more_data: MoreDataArgument = None,
 ) -> None:
     """Per language/region, both models' accuracy and macro-F1 on the same rows, each with a paired test
@@ -245,11 +257,10 @@ def compare(
     from worker.training import compare as comparison
     from worker.training.pipeline import run_comparison
 
-    try:
-        old, new, results, left_out = run_comparison(baseline, model, _data_paths(data, more_data), encoder)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
-    _say_left_out(left_out)
+    with user_errors():
+        old, new, results, left_out = run_comparison(baseline, model, data_paths(data, more_data), encoder,
+                                                     keep_fitted)
+    say_left_out(left_out)
     worse = comparison.worse_metrics(results, alpha)
     if as_json:
         sys.stdout.write(json.dumps(comparison.as_json(old, new, results, alpha)) + "\n")
@@ -260,34 +271,3 @@ def compare(
         typer.echo(f"candidate {verdict}")
     if worse:
         raise typer.Exit(1)
-
-
-def _say_left_out(left_out: Counter[str]) -> None:
-    """Rows a head was fitted on are not scored (a few-shot sample drawn from the evaluated file, a
-    refit on it): say how many, so a smaller n is not a surprise."""
-    if left_out:
-        per_group = ", ".join(f"{group} {n}" for group, n in sorted(left_out.items()))
-        typer.echo(f"left out {sum(left_out.values())} rows the head was fitted on ({per_group})", err=True)
-
-
-def _data_paths(data: list[Path], more_data: list[Path] | None) -> list[Path]:
-    """`--data A B C`: the first path from the option, the rest from the arguments after it."""
-    return [*data, *(more_data or [])]
-
-
-def _parse_views(option: str) -> tuple[str, ...]:
-    from worker.text import VIEWS
-
-    names = tuple(v.strip() for v in option.split(",") if v.strip())
-    unknown = set(names) - set(VIEWS)
-    if unknown:
-        raise typer.BadParameter(f"unknown views {sorted(unknown)}; known: {sorted(VIEWS)}")
-    return names
-
-
-def _parse_labels(option: str | None) -> tuple[str, ...] | None:
-    if not option:
-        return None
-    path = Path(option)
-    names = path.read_text(encoding="utf-8").splitlines() if path.is_file() else option.split(",")
-    return tuple(n.strip() for n in names if n.strip())

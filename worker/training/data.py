@@ -5,7 +5,10 @@ A SIB-200 sentence is passed as a title (no tags, no description): it is short, 
 title, and the title is the part the worker never trims.
 
 Splits: a SIB-200 folder (`<lang>/<split>.tsv`) is read by split name; a JSON Lines
-file has no splits, so `train` holds out a seeded, stratified share of it as dev.
+file has no splits, so `train` holds out a seeded, stratified share of it as dev. A single
+`.tsv` file is read whole like a JSON Lines file, its group named after its folder.
+
+Data that cannot be read raises `DataError`, naming the file (and the line where it can).
 
 Views (training augmentation): a video can also be learnt from other texts built from its
 metadata (e.g. without the description), since uploaders in other regions fill the fields
@@ -21,13 +24,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import random
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from worker.text import DEFAULT_MAX_CHARS, build_text, build_texts, build_views, tag_list
+
+log = structlog.get_logger(__name__)
+SIB_COLUMNS = ("category", "text")  # index_id is optional: rows without one are keyed by their text
+
+
+class DataError(ValueError):
+    """Labelled data that cannot be read as asked: the message names the file, and the line where it can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,41 +86,85 @@ def sentence_text(sentence: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
 def read_videos(
     path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = ()
 ) -> list[Example]:
-    """One example per line with a non-empty text; `category` may be a string or a list."""
+    """One example per line with a non-empty text and a category (a string or a list)."""
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            category = row.get("category")
-            labels = tuple(category) if isinstance(category, list) else (str(category),)
-            title, tags, description = video_fields(row)
-            text, embed_with = build_texts(title, tags, description, embed_views, max_chars)  # as the worker serves
-            if text and category:
-                extra = build_views(title, tags, description, views, text, max_chars)
-                item = f"video:{row['video_id']}" if row.get("video_id") else content_item(title, tags, description)
-                examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with, item))
+    skipped = 0
+    for _number, row in _json_rows(path):
+        category = row.get("category")
+        labels = tuple(str(c).strip() for c in category) if isinstance(category, list) else (str(category).strip(),)
+        title, tags, description = video_fields(row)
+        text, embed_with = build_texts(title, tags, description, embed_views, max_chars)  # as the worker serves
+        if not (text and category not in (None, "") and all(labels)):
+            skipped += 1
+            continue
+        extra = build_views(title, tags, description, views, text, max_chars)
+        item = f"video:{row['video_id']}" if row.get("video_id") else content_item(title, tags, description)
+        examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with, item))
+    if skipped:
+        log.warning("rows_skipped", path=str(path), rows=skipped, why="no category, or no text left after cleaning")
     return examples
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line."""
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not JSON ({error.msg}); a SIB-200 file ends in .tsv") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: a JSON {type(row).__name__}, not an object per line")
+        yield number, row
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """UTF-8, with or without a byte order mark (which would otherwise join the first column's name)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        try:
+            yield from f
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 (byte {error.start}); convert it first") from None
 
 
 def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
     """Columns index_id, category, text; tab-separated with CSV double-quote quoting."""
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return [
-        Example(text, (row["category"].strip(),), group,
-                item=f"sib:{row['index_id']}" if row.get("index_id") else content_item(row["text"]))
-        for row in rows
-        if (text := sentence_text(row["text"], max_chars)) and row["category"].strip()
-    ]
+    reader = csv.DictReader(_lines(path), delimiter="\t")
+    missing = [c for c in SIB_COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+        raise DataError(f"{path}: no {' or '.join(missing)} column (header: {reader.fieldnames}); a SIB-200 "
+                        "file is tab-separated with a header: index_id, category, text")
+    rows = list(reader)
+    examples = []
+    for number, row in enumerate(rows, 2):
+        if row["text"] is None or row["category"] is None:
+            raise DataError(f"{path}: row {number} has fewer columns than the header")
+        if (text := sentence_text(row["text"], max_chars)) and row["category"].strip():
+            item = f"sib:{row['index_id']}" if row.get("index_id") else content_item(row["text"])
+            examples.append(Example(text, (row["category"].strip(),), group, item=item))
+    return examples
+
+
+def read_labelled_file(
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = ()
+) -> list[Example]:
+    """A file read whole: a `.tsv` as SIB-200 rows grouped under its folder's name, anything else as
+    JSON Lines videos."""
+    if path.suffix.lower() == ".tsv":
+        return read_sib_tsv(path, path.resolve().parent.name, max_chars)
+    return read_videos(path, max_chars, views, embed_views)
 
 
 def sib_languages(folder: Path) -> list[Path]:
     """The language sub-folders of a SIB-200 root, or the folder itself if it holds the TSVs."""
     if any(folder.glob("*.tsv")):
         return [folder]
-    return sorted(p for p in folder.iterdir() if p.is_dir() and any(p.glob("*.tsv")))
+    languages = sorted(p for p in folder.iterdir() if p.is_dir() and any(p.glob("*.tsv")))
+    if not languages:
+        raise DataError(f"{folder}: no .tsv files in it or in its sub-folders (a SIB-200 folder holds <lang>/"
+                        "<split>.tsv; pass a JSON Lines file itself, not its folder)")
+    return languages
 
 
 def read_sib_split(folder: Path, split: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
@@ -141,7 +195,7 @@ def read_dev(
     """A separate `--dev`: JSON Lines read whole (with the views a refit fits on); a SIB-200 folder's
     dev.tsv per language, never the test.tsv that `evaluate` reads."""
     if path.is_file():
-        return read_videos(path, max_chars, views, embed_views)
+        return read_labelled_file(path, max_chars, views, embed_views)
     return _read_sib_first_split(path, ("dev",), max_chars)
 
 
@@ -153,7 +207,7 @@ def read_for_evaluation(
     A sentence is a title alone, so no view of it differs from it: `embed_views` only touch videos.
     """
     if path.is_file():
-        return read_videos(path, max_chars, embed_views=embed_views)
+        return read_labelled_file(path, max_chars, embed_views=embed_views)
     return _read_sib_first_split(path, ("test", "dev"), max_chars)
 
 
@@ -166,7 +220,7 @@ def read_few_shot_pool(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Se
     leave the drawn rows out, with their translations in the other languages (same index_id).
     """
     if path.is_file():
-        return read_videos(path, max_chars, views)
+        return read_labelled_file(path, max_chars, views)
     return _read_sib_first_split(path, ("train", "dev"), max_chars)
 
 
@@ -176,94 +230,6 @@ def _read_sib_first_split(folder: Path, splits: Sequence[str], max_chars: int) -
     for lang in sib_languages(folder):
         split = next((s for s in splits if (lang / f"{s}.tsv").exists()), None)
         if split is None:
-            raise ValueError(f"{lang}: no {' or '.join(f'{s}.tsv' for s in splits)}")
+            raise DataError(f"{lang}: no {' or '.join(f'{s}.tsv' for s in splits)}")
         examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name, max_chars))
     return examples
-
-
-def split_holdout(
-    examples: Sequence[Example], fraction: float, seed: int
-) -> tuple[list[Example], list[Example]]:
-    """Stratified by first label: holds out about `fraction` of each label's rows, at least one and never all
-    of them when it has 2+ (a label with one row stays in train)."""
-    by_label: dict[str, list[Example]] = defaultdict(list)
-    for ex in examples:
-        by_label[ex.labels[0]].append(ex)
-    rng = random.Random(seed)
-    kept, held = [], []
-    for label in sorted(by_label):
-        rows = by_label[label][:]
-        rng.shuffle(rows)
-        n_held = min(max(1, round(len(rows) * fraction)), len(rows) - 1) if len(rows) > 1 else 0
-        held.extend(rows[:n_held])
-        kept.extend(rows[n_held:])
-    return kept, held
-
-
-def load_training_data(
-    paths: Iterable[Path],
-    dev_paths: Iterable[Path],
-    dev_fraction: float,
-    seed: int,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    views: Sequence[str] = (),
-    embed_views: Sequence[str] = (),
-) -> tuple[list[Example], list[Example]]:
-    """(train, dev): SIB folders by split; JSON Lines split unless separate `dev_paths` are given.
-
-    Videos carry their extra `views`: expand the training side with `with_views`; dev is scored
-    as the model is served (with its `embed_views`), and its views join the fit only in a refit
-    on train + dev.
-    """
-    dev_paths = list(dev_paths)
-    train: list[Example] = []
-    dev: list[Example] = [ex for p in dev_paths for ex in read_dev(p, max_chars, views, embed_views)]
-    for path in paths:
-        if path.is_file():
-            rows = read_videos(path, max_chars, views, embed_views)
-            if dev_paths:
-                train.extend(rows)
-            else:
-                kept, held = split_holdout(rows, dev_fraction, seed)
-                train.extend(kept)
-                dev.extend(held)
-        else:
-            sib_train, sib_dev = read_sib_train_and_dev(path, max_chars)
-            train.extend(sib_train)
-            if not dev_paths:
-                dev.extend(sib_dev)
-    return train, dev
-
-
-# A few dozen target-language rows among thousands barely move a regularised head: counted
-# 10 times each they do (docs/experiments.md, third sweep).
-DEFAULT_FEW_SHOT_WEIGHT = 10
-
-
-def few_shot_sample(examples: Sequence[Example], k: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """(sample, rest): up to `k` examples per label (by first label), seeded; the rest is left out."""
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, ex in enumerate(examples):
-        by_label[ex.labels[0]].append(i)
-    rng = random.Random(seed)
-    chosen: set[int] = set()
-    for label in sorted(by_label):
-        idx = by_label[label][:]
-        rng.shuffle(idx)
-        chosen.update(idx[:k])
-    sample = [ex for i, ex in enumerate(examples) if i in chosen]
-    rest = [ex for i, ex in enumerate(examples) if i not in chosen]
-    return sample, rest
-
-
-def label_set(examples: Iterable[Example]) -> tuple[str, ...]:
-    return tuple(sorted({label for ex in examples for label in ex.labels}))
-
-
-def fingerprint(examples: Iterable[Example]) -> str:
-    """sha256 over the (text, labels) pairs in a canonical order: same data, same fingerprint."""
-    lines = sorted(json.dumps([ex.text, sorted(ex.labels)], ensure_ascii=False) for ex in examples)
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line.encode("utf-8") + b"\n")
-    return digest.hexdigest()

@@ -27,7 +27,7 @@ STARTER_EMBED_VIEWS = ("title_tags",)
 
 
 def write_halves(target: Path, work: Path, seed: int) -> tuple[Path, Path]:
-    from worker.training.data import split_holdout
+    from worker.training.splits import split_holdout
 
     rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()]
     keyed = [_Keyed(i, (str(r.get("category")),)) for i, r in enumerate(rows)]

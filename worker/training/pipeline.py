@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from worker.classify import Classifier, load_classifier, sigmoid
 from worker.embed import flatten, mean_per_item
@@ -17,22 +18,14 @@ from worker.settings import EncoderKind, load_settings
 from worker.text import DEFAULT_MAX_CHARS
 from worker.training.artifact import read_fitted_items
 from worker.training.compare import GroupComparison, compare_groups
-from worker.training.data import (
-    DEFAULT_FEW_SHOT_WEIGHT,
-    Example,
-    few_shot_sample,
-    fingerprint,
-    item_key,
-    label_set,
-    load_training_data,
-    read_few_shot_pool,
-    read_for_evaluation,
-    with_views,
-)
+from worker.training.data import DataError, Example, item_key, read_few_shot_pool, read_for_evaluation, with_views
 from worker.training.embed_cache import EmbeddingCache
 from worker.training.head import HyperParameters, fit_head, one_hot, served_logits
 from worker.training.metrics import calibrate_confidence, calibrate_thresholds
 from worker.training.report import GroupResult, as_json, score_groups
+from worker.training.splits import DEFAULT_FEW_SHOT_WEIGHT, few_shot_sample, fingerprint, label_set, load_training_data
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,7 +142,9 @@ def read_training_set(request: TrainRequest) -> TrainingSet:
     weighted_shots = shots * request.few_shot_weight
     train, dev = with_views(restrict_labels(train + weighted_shots, labels)), restrict_labels(dev, labels)
     if not train or not dev:
-        raise ValueError(f"need training and dev examples, got {len(train)} and {len(dev)}")
+        raise DataError(f"need training and dev examples, got {len(train)} and {len(dev)}: a SIB-200 folder trains "
+                        "on <lang>/train.tsv and stops early on <lang>/dev.tsv (a language with dev.tsv only is "
+                        "zero-shot: not for training); other data without a dev split needs --dev")
     return TrainingSet(train, dev, shots, labels)
 
 
@@ -217,8 +212,9 @@ def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, 
 
 def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, Any]:
     """Read, embed (cached), fit, calibrate, and write the model directory; returns its model.json."""
-    from worker.training.artifact import write_artifact
+    from worker.training.artifact import check_out_dir, write_artifact
 
+    check_out_dir(request.out)  # before the work, not after it
     data = read_training_set(request)
     cache = _cache(kind, request.max_tokens)
     head = fit_and_calibrate(data, cache, request.hp, request.refit)
@@ -240,7 +236,9 @@ class Scored:
 def score_model(
     model_dir: Path, paths: list[Path], kind: EncoderKind | None, fitted: frozenset[str] | None = None
 ) -> Scored:
-    """Score the rows of `paths`, leaving out the items in `fitted` (default: those the model was fitted on)."""
+    """Score the rows of `paths`, leaving out the items in `fitted` (default: those the model was fitted on).
+
+    DataError when no row is left, or when no row's gold label is one of the head's."""
     classifier = load_classifier(model_dir, muse_identity())
     fitted = read_fitted_items(model_dir) if fitted is None else fitted
     # The texts and token budget the model was trained with: what the worker must serve it with.
@@ -252,15 +250,25 @@ def score_model(
             left_out[ex.group] += 1
         else:
             examples.append(ex)
+    where = ", ".join(map(str, paths))
+    if not examples:
+        raise DataError(f"no labelled rows to score in {where}" + (" (all left out as fitted on)" if left_out else ""))
+    unknown = Counter(label for ex in examples for label in ex.labels if label not in classifier.labels)
+    if all(label in unknown for ex in examples for label in ex.labels):
+        raise DataError(f"none of the gold labels in {where} is one of the head's (gold: {sorted(unknown)[:10]}; "
+                        f"head: {list(classifier.labels)}): data labelled for another head?")
     logits = classifier.logits(embed_as_served(cache, examples))
-    return Scored(classifier, examples, logits, [classifier.labels[i] for i in logits.argmax(1)], left_out)
+    if unknown:  # those rows count as wrong: say so, or a relabelled class reads as a bad head
+        log.warning("gold_labels_unknown", model=classifier.version, rows=dict(unknown.most_common(10)))
+    predicted = [classifier.labels[i] for i in logits.argmax(1)]
+    return Scored(classifier, examples, logits, predicted, left_out)
 
 
 def run_evaluation(
-    model_dir: Path, paths: list[Path], kind: EncoderKind | None
+    model_dir: Path, paths: list[Path], kind: EncoderKind | None, keep_fitted: bool = False
 ) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...], Counter[str]]:
     """(the --json summary, per-group results, the labels, per group the rows left out as fitted on)."""
-    scored = score_model(model_dir, paths, kind)
+    scored = score_model(model_dir, paths, kind, frozenset() if keep_fitted else None)
     classifier, examples = scored.classifier, scored.examples
     results = score_groups(
         [e.group for e in examples],
@@ -273,11 +281,11 @@ def run_evaluation(
 
 
 def run_comparison(
-    baseline_dir: Path, candidate_dir: Path, paths: list[Path], kind: EncoderKind | None
+    baseline_dir: Path, candidate_dir: Path, paths: list[Path], kind: EncoderKind | None, keep_fitted: bool = False
 ) -> tuple[str, str, list[GroupComparison], Counter[str]]:
     """(baseline version, candidate version, per-group paired comparison, rows left out) on the same
-    rows: those neither head was fitted on."""
-    fitted = read_fitted_items(baseline_dir) | read_fitted_items(candidate_dir)
+    rows: those neither head was fitted on (all of them with `keep_fitted`)."""
+    fitted = frozenset() if keep_fitted else read_fitted_items(baseline_dir) | read_fitted_items(candidate_dir)
     baseline, candidate = (score_model(d, paths, kind, fitted) for d in (baseline_dir, candidate_dir))
     rows = [(e.group, e.labels) for e in baseline.examples]
     if rows != [(e.group, e.labels) for e in candidate.examples]:
