@@ -1,18 +1,12 @@
 """A schema registry outage is no fault of the messages: a worker holds them back and retries, and
 categorizes them once the registry answers; none is dead-lettered. That holds for reading an input (a
 writer schema id not seen yet) and for writing outputs (the ids of the worker's own schemas, resolved
-before it consumes). Real worker, broker and model; the registry is a small HTTP stand-in (a Confluent
-Schema Registry is a JVM service that cannot run here) speaking the two calls the worker makes, with an
-off switch."""
+before it consumes). Real worker, broker and model; the registry is a small HTTP stand-in
+(tests/registry_stub.py) speaking the two calls the worker makes, with an off switch."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import re
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Producer
@@ -26,6 +20,7 @@ from tests.integration.worker_harness import (
     running_worker,
     wait_for,
 )
+from tests.registry_stub import fake_registry
 from worker.avro import RegistryCodec, load_schema
 from worker.records import VideoUploaded
 from worker.sample import produce_uploads, sample_uploads, upload_record
@@ -33,71 +28,6 @@ from worker.settings import Settings
 from worker.topics import ensure_topics, worker_topics
 
 pytestmark = pytest.mark.integration
-
-
-class FakeRegistry(ThreadingHTTPServer):
-    """GET /schemas/ids/{id} and POST /subjects/{subject}/versions; 503 to everything while `up` is False."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _RegistryHandler)
-        self.up = True
-        self.schemas: list[str] = []  # id - 1 -> schema text
-        self.refused = 0  # requests answered 503
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _RegistryHandler(BaseHTTPRequestHandler):
-    server: FakeRegistry
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-    def _answer(self, status: int, body: dict[str, object]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _refused(self) -> bool:
-        if not self.server.up:
-            self.server.refused += 1
-            self._answer(503, {"error_code": 50301, "message": "registry unavailable"})
-        return not self.server.up
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        if self._refused():
-            return
-        match = re.fullmatch(r"/schemas/ids/(\d+)", self.path.split("?")[0])
-        schema_id = int(match.group(1)) if match else 0
-        if not 0 < schema_id <= len(self.server.schemas):
-            self._answer(404, {"error_code": 40403, "message": "Schema not found"})
-            return
-        self._answer(200, {"schema": self.server.schemas[schema_id - 1]})
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self._refused():
-            return
-        if body["schema"] not in self.server.schemas:
-            self.server.schemas.append(body["schema"])
-        self._answer(200, {"id": self.server.schemas.index(body["schema"]) + 1})
-
-
-@contextlib.contextmanager
-def fake_registry() -> Iterator[FakeRegistry]:
-    registry = FakeRegistry()
-    thread = threading.Thread(target=registry.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield registry
-    finally:
-        registry.shutdown()
-        registry.server_close()
 
 
 def produce_framed(settings: Settings, codec: RegistryCodec, uploads: list[VideoUploaded]) -> None:
