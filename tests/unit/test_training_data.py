@@ -283,3 +283,10 @@ def test_latin1_and_folders_without_tsv_are_refused(tmp_path: Path) -> None:
     (tmp_path / "nested" / "root" / "deu_Latn").mkdir(parents=True)
     with pytest.raises(DataError, match="no .tsv files"):
         read_for_evaluation(tmp_path / "nested")
+
+
+def test_rows_without_a_category_are_skipped_not_labelled_none(tmp_path: Path) -> None:
+    lines = ['{"title": "Gol", "category": null}', '{"title": "Gol", "category": []}', '{"title": "Gol"}',
+             '{"title": "Gol", "category": " "}', '{"title": "Gol", "category": ["Sports", "News"]}']
+    (row,) = read_videos(_sib(tmp_path / "v.jsonl", "\n".join(lines)))
+    assert row.labels == ("Sports", "News")

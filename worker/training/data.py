@@ -89,12 +89,11 @@ def read_videos(
     """One example per line with a non-empty text and a category (a string or a list)."""
     examples: list[Example] = []
     skipped = 0
-    for _number, row in _json_rows(path):
-        category = row.get("category")
-        labels = tuple(str(c).strip() for c in category) if isinstance(category, list) else (str(category).strip(),)
+    for row in _json_rows(path):
+        labels = _labels(row.get("category"))
         title, tags, description = video_fields(row)
         text, embed_with = build_texts(title, tags, description, embed_views, max_chars)  # as the worker serves
-        if not (text and category not in (None, "") and all(labels)):
+        if not (text and labels):
             skipped += 1
             continue
         extra = build_views(title, tags, description, views, text, max_chars)
@@ -105,8 +104,15 @@ def read_videos(
     return examples
 
 
-def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) of each non-blank line."""
+def _labels(category: object) -> tuple[str, ...]:
+    """A row's labels, stripped; none when it has no category or an empty one."""
+    values = category if isinstance(category, list) else [category]
+    labels = tuple(str(value).strip() for value in values if value is not None)
+    return labels if labels and all(labels) else ()
+
+
+def _json_rows(path: Path) -> Iterator[dict]:
+    """The object on each non-blank line."""
     for number, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
@@ -116,7 +122,7 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
             raise DataError(f"{path}:{number}: not JSON ({error.msg}); a SIB-200 file ends in .tsv") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: a JSON {type(row).__name__}, not an object per line")
-        yield number, row
+        yield row
 
 
 def _lines(path: Path) -> Iterator[str]:
