@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -100,6 +100,7 @@ def predict(
     """Categorize uploads as the worker would, without Kafka or Redis: one JSON answer per upload, with the
     text the head saw and every label's score beside its threshold."""
     from worker.predict import load_predictor, predict_rows
+    from worker.training.data import json_objects, text_lines
     from worker.training.options import user_errors
 
     if (input is None) == (title is None):
@@ -108,30 +109,14 @@ def predict(
         rows: Iterable[dict] = [{"title": title, "tags": [t.strip() for t in tags.split(",") if t.strip()],
                                  "description": description}]
     else:
-        lines = sys.stdin if input == "-" else _lines_of(Path(input))
-        rows = _json_lines(lines, input)
+        if input != "-" and not Path(input).is_file():
+            raise typer.BadParameter(f"{input}: no such file", param_hint="--input")
+        rows = json_objects(sys.stdin if input == "-" else text_lines(Path(input)), input)
     settings = load_settings()
     with user_errors():  # a missing file, a line that is not JSON, a head for another encoder
         predictor = load_predictor(model or settings.worker_model_dir, settings)
         for answer in predict_rows(rows, predictor):
             typer.echo(json.dumps(answer, ensure_ascii=False))
-
-
-def _json_lines(lines: Iterable[str], source: str) -> Iterator[dict]:
-    from worker.training.data import DataError
-
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{source}:{number}: not JSON ({error.msg})") from None
-
-
-def _lines_of(path: Path) -> list[str]:
-    if not path.is_file():
-        raise typer.BadParameter(f"{path}: no such file", param_hint="--input")
-    return path.read_text(encoding="utf-8-sig").splitlines()
 
 
 @app.command("replay-dead-letters")

@@ -89,7 +89,7 @@ def read_videos(
     """One example per line with a non-empty text and a category (a string or a list)."""
     examples: list[Example] = []
     skipped = 0
-    for row in _json_rows(path):
+    for row in json_objects(text_lines(path), str(path)):
         labels = _labels(row.get("category"))
         title, tags, description = video_fields(row)
         text, embed_with = build_texts(title, tags, description, embed_views, max_chars)  # as the worker serves
@@ -111,21 +111,21 @@ def _labels(category: object) -> tuple[str, ...]:
     return labels if labels and all(labels) else ()
 
 
-def _json_rows(path: Path) -> Iterator[dict]:
-    """The object on each non-blank line."""
-    for number, line in enumerate(_lines(path), 1):
+def json_objects(lines: Iterable[str], source: str) -> Iterator[dict]:
+    """The object on each non-blank line of JSON Lines; DataError names `source` and the line otherwise."""
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: not JSON ({error.msg}); a SIB-200 file ends in .tsv") from None
+            raise DataError(f"{source}:{number}: not JSON ({error.msg})") from None
         if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: a JSON {type(row).__name__}, not an object per line")
+            raise DataError(f"{source}:{number}: a JSON {type(row).__name__}, not an object per line")
         yield row
 
 
-def _lines(path: Path) -> Iterator[str]:
+def text_lines(path: Path) -> Iterator[str]:
     """UTF-8, with or without a byte order mark (which would otherwise join the first column's name)."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         try:
@@ -136,7 +136,7 @@ def _lines(path: Path) -> Iterator[str]:
 
 def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
     """Columns index_id, category, text; tab-separated with CSV double-quote quoting."""
-    reader = csv.DictReader(_lines(path), delimiter="\t")
+    reader = csv.DictReader(text_lines(path), delimiter="\t")
     missing = [c for c in SIB_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
         raise DataError(f"{path}: no {' or '.join(missing)} column (header: {reader.fieldnames}); a SIB-200 "

@@ -26,8 +26,6 @@ EncoderOption = Annotated[
     EncoderKind | None,
     typer.Option("--encoder", help="Encoder to embed with (default: WORKER_ENCODER, i.e. tf)."),
 ]
-
-
 KeepFittedOption = Annotated[
     bool,
     typer.Option("--keep-fitted", help="Also score the rows whose ids the head was fitted on (fitted_items.txt), "
