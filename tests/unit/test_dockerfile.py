@@ -161,7 +161,14 @@ def test_dependencies_are_installed_before_the_source_is_copied() -> None:
     copied_before = {
         s for i in INSTRUCTIONS[: pip_installs[0]] if i.keyword == "COPY" for s in copy_sources(i) or []
     }
-    assert copied_before == {"pyproject.toml"}
+    assert copied_before == {"pyproject.toml", "constraints.txt"}
+
+
+def test_dependencies_are_pinned_by_the_constraints_ci_tests() -> None:
+    (install,) = [i for i in INSTRUCTIONS if i.keyword == "RUN" and "pip install -r" in i.args]
+    assert "-c constraints.txt" in install.args
+    makefile = (REPO / "Makefile").read_text()
+    assert '-e ".[dev,train]" -c constraints.txt' in makefile, "make setup (CI) must install the same pins"
 
 
 def test_read_only_root_filesystem_environment() -> None:
