@@ -110,7 +110,7 @@ def records_written_before(
                                    f"within {idle_timeout_s:.0f} s")
             for message in reader.consume(num_messages=500, timeout=1.0):
                 partition = message.partition()
-                if partition not in open_partitions or _is_eof(message, topic):
+                if partition not in open_partitions or is_end_of_partition(message, topic):
                     open_partitions.discard(partition)
                     continue
                 last_progress = time.monotonic()
@@ -160,7 +160,7 @@ def _log_passed_over(schema: AvroSchema, where: TopicPartition, error: Exception
                 offset=where.offset, schema=schema.name, error=f"{type(error).__name__}: {error}")
 
 
-def _is_eof(message: Message, topic: str) -> bool:
+def is_end_of_partition(message: Message, topic: str) -> bool:
     error = message.error()
     if error is None:
         return False

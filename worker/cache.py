@@ -120,6 +120,16 @@ class EmbeddingCache:
             return [None] * len(texts)
         return [None if v is None else np.frombuffer(v, dtype=EMBEDDING_DTYPE) for v in values]
 
+    def videos_present(self, video_ids: Sequence[str]) -> list[bool]:
+        """Whether each video's key exists, in one round trip. Raises what Redis raises: for tools
+        (backfill), not the stream, which must go on without Redis."""
+        if self._client is None:
+            raise redis.ConnectionError("the cache is disabled (WORKER_CACHE_ENABLED=false)")
+        pipe = self._client.pipeline(transaction=False)
+        for video_id in video_ids:
+            pipe.exists(video_key(self.namespace, video_id))
+        return [bool(n) for n in pipe.execute()]
+
     def put_many(
         self, texts: Sequence[str], text_embeddings: np.ndarray, video_ids: Sequence[str], video_embeddings: np.ndarray
     ) -> bool:

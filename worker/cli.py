@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -138,6 +140,41 @@ def replay_dead_letters(
     settings = settings_with_broker()
     summary = replay(settings, DEAD_LETTER_REASONS if all_reasons else tuple(dict.fromkeys(error_type or ())), dry_run)
     typer.echo(json.dumps(summary.as_json()))
+
+
+@app.command("backfill-embeddings")
+def backfill_embeddings(
+    since: Annotated[str, typer.Option(help="Window start, ISO 8601 with a time zone: 2026-11-22T09:30:00Z.")],
+    until: Annotated[
+        str | None, typer.Option(help="Window end (excluded), ISO 8601 with a time zone; default: now.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the missing keys; embed and write nothing.")
+    ] = False,
+) -> None:
+    """Embed the uploads of a time window whose video key is missing in Redis (after a Redis outage)."""
+    from worker.backfill import BackfillFailed, run_backfill
+
+    since_ms = epoch_ms(since, "--since")
+    until_ms = epoch_ms(until, "--until") if until else int(time.time() * 1000)
+    if since_ms >= until_ms:
+        raise typer.BadParameter(f"--since {since} is not before --until {until or 'now'}")
+    try:
+        summary = run_backfill(settings_with_broker(), since_ms, until_ms, dry_run)
+    except BackfillFailed as error:
+        log.error("backfill_failed", error=str(error))
+        raise SystemExit(1) from None
+    typer.echo(json.dumps(summary.as_dict()))
+
+
+def epoch_ms(text: str, option: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{option} {text!r} is not an ISO 8601 time, e.g. 2026-11-22T09:30:00Z") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{option} {text!r} has no time zone: add Z (UTC) or +HH:MM")
+    return int(moment.timestamp() * 1000)
 
 
 @app.command("export-review")
