@@ -10,7 +10,8 @@ batch in flight finishes on the old version and every message is scored by exact
 version. A head that fails to load (corrupt, malformed, trained for another encoder, or for
 another text budget or embed views) is refused with an error log; the worker keeps the
 version it has. A head whose files change while it loads (edited in place) is not swapped
-in: the next check loads it again.
+in: the next check loads it again. A head with another label set is swapped in, with a warning
+(`model_labels_changed`) naming the labels added and removed.
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ def check_same_text_recipe(current: Classifier, candidate: Classifier) -> None:
         )
 
 
+def warn_if_labels_change(current: Classifier, candidate: Classifier) -> None:
+    """Another label set is served (consumers treat labels as open strings), but say what changed: a
+    recommender keyed on the old names stops seeing the removed ones from this event on."""
+    added = [label for label in candidate.labels if label not in current.labels]
+    removed = [label for label in current.labels if label not in candidate.labels]
+    if added or removed:
+        log.warning("model_labels_changed", old=current.version, new=candidate.version, added=added,
+                    removed=removed)
+
+
 class ModelWatcher:
     def __init__(self, model_dir: Path, encoder: EncoderIdentity, interval_s: float) -> None:
         self._model_dir = model_dir
@@ -93,6 +104,7 @@ class ModelWatcher:
             return None
         self._seen = seen
         log.info("model_swapped", old=self.current.version, new=candidate.version, path=seen[0])
+        warn_if_labels_change(self.current, candidate)
         self.current = candidate
         return candidate
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from tests.unit.test_classify import IDENTITY, random_head, save
 from worker import classify
@@ -51,6 +52,23 @@ def test_a_head_with_another_text_recipe_is_refused_and_the_current_one_kept(tmp
     os.utime(tmp_path / "a" / "model.json", ns=(1, 1))
     swapped = watcher.poll(time.monotonic())
     assert swapped is not None and swapped.version == "head-same-recipe" and watcher.current is swapped
+
+
+def test_a_head_with_another_label_set_is_swapped_in_with_a_warning_naming_the_change(tmp_path: Path) -> None:
+    watcher, link = watch(tmp_path)
+    meta = json.loads((tmp_path / "a" / "model.json").read_text())
+    same = {**meta, "version": "head-same-labels"}
+    relabelled = {**meta, "version": "head-relabelled", "labels": ["Music", "Sports", "Travel"]}
+    with capture_logs() as logs:
+        for new_meta in (same, relabelled):
+            (tmp_path / "a" / "model.json").write_text(json.dumps(new_meta))
+            os.utime(tmp_path / "a" / "model.json", ns=(len(logs) + 1, len(logs) + 1))
+            swapped = watcher.poll(time.monotonic())
+            assert swapped is not None and swapped.version == new_meta["version"]
+    assert [e for e in logs if e["event"] == "model_labels_changed"] == [{
+        "event": "model_labels_changed", "log_level": "warning", "old": "head-same-labels",
+        "new": "head-relabelled", "added": ["Travel"], "removed": ["Gaming"],
+    }]
 
 
 def test_mean_per_item_averages_each_items_texts_and_renormalises() -> None:
