@@ -147,10 +147,13 @@ def test_sib_folder_trains_and_reports_per_language(tmp_path: Path) -> None:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary["groups"]) == {"eng_Latn", "fra_Latn", "deu_Latn"}
     assert summary["groups"]["deu_Latn"]["accuracy"] >= 0.66
+    assert json.loads((out / "model.json").read_text())["training_data"]["groups"] == ["eng_Latn", "fra_Latn"]
+    assert "eng_Latn, fra_Latn: the head was trained on rows of these" in result.stderr
     languages = [str(FIXTURES / "sib_small" / lang) for lang in ("deu_Latn", "fra_Latn")]
     one_option = runner.invoke(cli(), ["evaluate", "--model", str(out), "--data", *languages, "--json", *FAST[:2]])
     assert one_option.exit_code == 0, one_option.output
     assert set(json.loads(one_option.stdout.strip().splitlines()[-1])["groups"]) == {"deu_Latn", "fra_Latn"}
+    assert one_option.stderr.startswith("fra_Latn: the head was trained on rows of these")
 
 
 def test_views_linear_head_and_text_budgets_are_recorded_and_used(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from worker.training.options import (
     parse_labels,
     parse_views,
     say_left_out,
+    say_trained_on,
     user_errors,
 )
 from worker.training.splits import DEFAULT_FEW_SHOT_WEIGHT
@@ -221,6 +222,7 @@ def evaluate(
     with user_errors():
         summary, results, labels, left_out = run_evaluation(model, data_paths(data, more_data), encoder, keep_fitted)
         say_left_out(left_out)
+        say_trained_on(model, [r.name for r in results])
         if report is not None:
             path = write_report(report, summary, results, labels)
             typer.echo(f"report written to {path}", err=True)

@@ -193,6 +193,7 @@ def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, 
             "fingerprint": fingerprint(head.rows),
             "dev_fingerprint": fingerprint(data.dev),
             "sources": [p.name for p in request.data],
+            "groups": sorted({ex.group for ex in head.rows}),  # languages / regions fitted on
             "few_shot": {
                 "k": request.few_shot,
                 "weight": request.few_shot_weight,
