@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from worker.settings import EncoderKind
+from worker.training.options import EncoderOption
 
 # The starter model's settings (docs/training.md), so the table measures what is shipped.
 STARTER_LINEAR_WEIGHT = 1.0
@@ -48,13 +48,20 @@ class _Keyed:
 
 
 def main(
-    train: Annotated[Path, typer.Option(exists=True)],
-    target: Annotated[Path, typer.Option(exists=True)],
-    work: Annotated[Path, typer.Option()] = Path("reports/fewshot"),
-    shots: Annotated[list[int] | None, typer.Option("--k")] = None,
-    encoder: Annotated[EncoderKind | None, typer.Option()] = None,
-    seed: int = 13,
+    train: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Labelled training videos (JSON Lines).")],
+    target: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Labelled videos of the new language (JSON Lines).")
+    ],
+    work: Annotated[
+        Path, typer.Option(help="Folder for the two halves of --target and one head per K (k0, k5, ...).")
+    ] = Path("reports/fewshot"),
+    shots: Annotated[
+        list[int] | None, typer.Option("--k", min=1, help="K examples per class from half A; repeatable (5 20 50).")
+    ] = None,
+    encoder: EncoderOption = None,
+    seed: Annotated[int, typer.Option(help="Seeds the halves, the dev split, the shots and the heads.")] = 13,
 ) -> None:
+    """Zero-shot vs K labelled examples per class of a new language: one head per K, all scored on half B."""
     from worker.training.head import HyperParameters
     from worker.training.pipeline import TrainRequest, run_evaluation, run_training
 
