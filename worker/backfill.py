@@ -21,7 +21,6 @@ costs reading more. A partition ends at its end, or at its first record at or af
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -29,12 +28,12 @@ from dataclasses import asdict, dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from worker.avro import RegistryUnavailable
-from worker.bookmarks import is_end_of_partition
 from worker.cache import EmbeddingCache
 from worker.consume import source_of
 from worker.decode import Decoder
 from worker.embed import embed_with_cache
 from worker.encoders import Encoder
+from worker.readback import PartitionsToTheEnd
 from worker.records import Upload
 from worker.settings import Settings
 
@@ -104,38 +103,24 @@ def uploads_in_window(
     """The decodable uploads of the input topic with a record timestamp in [since_ms, until_ms)."""
     topic = settings.worker_input_topic
     group = f"{settings.worker_group_id}-backfill-{uuid.uuid4().hex[:8]}"  # assigned, never joined or committed
-    reader = Consumer({**settings.kafka_common(), "group.id": group, "enable.auto.commit": False,
-                       "enable.partition.eof": True, "auto.offset.reset": "earliest",
-                       "isolation.level": "read_committed"})
-    try:
-        reader.assign(_window_starts(reader, topic, since_ms))
-        open_partitions = {tp.partition for tp in reader.assignment()}
-        last_progress = time.monotonic()
-        while open_partitions:
-            if time.monotonic() - last_progress > idle_timeout_s:
-                raise TimeoutError(f"{topic}: partitions {sorted(open_partitions)} not read to their end "
-                                   f"within {idle_timeout_s:.0f} s")
-            for message in reader.consume(num_messages=500, timeout=1.0):
-                if message.partition() not in open_partitions:
-                    continue
-                last_progress = time.monotonic()
-                if is_end_of_partition(message, topic) or message.timestamp()[1] >= until_ms:
-                    open_partitions.discard(message.partition())
-                    continue
-                if message.timestamp()[1] < since_ms:
-                    continue
-                summary.read += 1
-                try:
-                    decoded = decoder.decode(message.key(), message.value(), message.headers(), source_of(message))
-                except RegistryUnavailable as error:
-                    raise BackfillFailed(f"the schema registry did not answer ({error}); run again once it does") \
-                        from error
-                if isinstance(decoded, Upload):
-                    yield decoded
-                else:
-                    summary.undecodable += 1
-    finally:
-        reader.close()
+    with PartitionsToTheEnd(settings, group, idle_timeout_s) as reader:
+        for message in reader.messages(_window_starts(reader.consumer, topic, since_ms)):
+            timestamp = message.timestamp()[1]
+            if timestamp >= until_ms:
+                reader.end(message.partition())
+                continue
+            if timestamp < since_ms:
+                continue
+            summary.read += 1
+            try:
+                decoded = decoder.decode(message.key(), message.value(), message.headers(), source_of(message))
+            except RegistryUnavailable as error:
+                raise BackfillFailed(f"the schema registry did not answer ({error}); run again once it does") \
+                    from error
+            if isinstance(decoded, Upload):
+                yield decoded
+            else:
+                summary.undecodable += 1
 
 
 def _window_starts(reader: Consumer, topic: str, since_ms: int) -> list[TopicPartition]:

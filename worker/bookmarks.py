@@ -16,13 +16,12 @@ schema, which an upgraded tool reads, so the run stops there (`NewerSchema`) and
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from worker import avro
 from worker.avro import (
@@ -35,6 +34,7 @@ from worker.avro import (
     make_codec,
     writer_schema_of,
 )
+from worker.readback import PartitionsToTheEnd
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -97,31 +97,14 @@ def records_written_before(
     """(where, decoded record) from the earliest bookmark to each partition's end, or to its first record
     whose `written_at` field is at or after `started`; the record is None where it does not decode."""
     codec, schema, topic = make_codec(settings), load_schema(schema_name), bookmarks.topic
-    reader = Consumer({**settings.kafka_common(), "group.id": reader_group, "enable.auto.commit": False,
-                       "enable.partition.eof": True, "auto.offset.reset": "earliest",
-                       "isolation.level": "read_committed"})
-    try:
-        reader.assign(bookmarks.start())
-        open_partitions = {tp.partition for tp in reader.assignment()}
-        last_progress = time.monotonic()
-        while open_partitions:
-            if time.monotonic() - last_progress > idle_timeout_s:
-                raise TimeoutError(f"{topic}: partitions {sorted(open_partitions)} not read to their end "
-                                   f"within {idle_timeout_s:.0f} s")
-            for message in reader.consume(num_messages=500, timeout=1.0):
-                partition = message.partition()
-                if partition not in open_partitions or is_end_of_partition(message, topic):
-                    open_partitions.discard(partition)
-                    continue
-                last_progress = time.monotonic()
-                where = TopicPartition(topic, partition, message.offset())
-                record = _decoded(codec, schema, message, where)
-                if record is not None and record[written_at] >= started:
-                    open_partitions.discard(partition)
-                    continue
-                yield where, record
-    finally:
-        reader.close()
+    with PartitionsToTheEnd(settings, reader_group, idle_timeout_s) as reader:
+        for message in reader.messages(bookmarks.start()):
+            where = TopicPartition(topic, message.partition(), message.offset())
+            record = _decoded(codec, schema, message, where)
+            if record is not None and record[written_at] >= started:
+                reader.end(message.partition())
+                continue
+            yield where, record
 
 
 class NewerSchema(RuntimeError):
@@ -158,12 +141,3 @@ def _fingerprint_unknown_here(message: Message) -> bool:
 def _log_passed_over(schema: AvroSchema, where: TopicPartition, error: Exception) -> None:
     log.warning("undecodable_record_passed_over", topic=where.topic, partition=where.partition,
                 offset=where.offset, schema=schema.name, error=f"{type(error).__name__}: {error}")
-
-
-def is_end_of_partition(message: Message, topic: str) -> bool:
-    error = message.error()
-    if error is None:
-        return False
-    if error.code() == KafkaError._PARTITION_EOF:
-        return True
-    raise RuntimeError(f"reading {topic}: {error.str()}")

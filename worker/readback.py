@@ -1,13 +1,14 @@
-"""Read decoded records back from a topic: what the recommender does, and what demos and tests check."""
+"""Read records back from a topic: what the recommender does, what demos and tests check, and how the operator
+commands (replay, review export, backfill) read partitions to their end."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from worker.avro import load_schema, make_codec
 from worker.consume import fetch
@@ -59,3 +60,54 @@ def read_records(
                     yield record
     finally:
         consumer.close()
+
+
+class PartitionsToTheEnd:
+    """Read partitions from given offsets to their end: assigned (no group join, nothing committed),
+    read_committed. The operator commands read this way (replay, review export, backfill).
+
+    `messages(starts)` yields every message; `end(partition)` stops reading one before its end.
+    TimeoutError when partitions are still open and nothing arrived for `idle_timeout_s`.
+    """
+
+    def __init__(self, settings: Settings, group: str, idle_timeout_s: float = 30.0) -> None:
+        self.consumer = Consumer({**settings.kafka_common(), "group.id": group, "enable.auto.commit": False,
+                                  "enable.partition.eof": True, "auto.offset.reset": "earliest",
+                                  "isolation.level": "read_committed"})
+        self._idle_timeout_s = idle_timeout_s
+        self._open: set[int] = set()
+
+    def messages(self, starts: list[TopicPartition]) -> Iterator[Message]:
+        self.consumer.assign(starts)
+        self._open = {tp.partition for tp in starts}
+        topic = starts[0].topic if starts else ""
+        last_progress = time.monotonic()
+        while self._open:
+            if time.monotonic() - last_progress > self._idle_timeout_s:
+                raise TimeoutError(f"{topic}: partitions {sorted(self._open)} not read to their end "
+                                   f"within {self._idle_timeout_s:.0f} s")
+            for message in self.consumer.consume(num_messages=500, timeout=1.0):
+                partition = message.partition()
+                if partition not in self._open or _is_end_of_partition(message, topic):
+                    self._open.discard(partition)
+                    continue
+                last_progress = time.monotonic()
+                yield message
+
+    def end(self, partition: int) -> None:
+        self._open.discard(partition)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.consumer.close()
+
+
+def _is_end_of_partition(message: Message, topic: str) -> bool:
+    error = message.error()
+    if error is None:
+        return False
+    if error.code() == KafkaError._PARTITION_EOF:
+        return True
+    raise RuntimeError(f"reading {topic}: {error.str()}")
