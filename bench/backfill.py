@@ -3,8 +3,8 @@
 A dry run first (read, decode, one EXISTS pipeline per batch). Then a run that embeds every upload
 (texts distinct from any earlier run, so no text-cache hit): its rate is the encoder's, less the
 reading, which does not overlap it. Then a run that finds every key and embeds nothing: what a generous
-window costs per record outside the outage. Each run but the dry one includes loading the encoder
-(TensorFlow is imported before the clock starts). Uses a local Tansu broker and the Redis at
+window costs per record outside the outage. Each run includes loading the encoder (its identity
+names the keys; TensorFlow is imported before the clock starts). Uses a local Tansu broker and the Redis at
 REDIS_URL (default redis://127.0.0.1:6379/15); real video metadata when ../shared is there.
 
     .venv/bin/python bench/backfill.py [--events 5000]
@@ -53,7 +53,7 @@ def main() -> None:
 
         for name, dry_run in (("dry_run", True), ("missing", False), ("present", False)):
             started = time.monotonic()
-            summary = run_backfill(settings, since_ms, until_ms, dry_run)  # each run but the dry one loads the encoder
+            summary = run_backfill(settings, since_ms, until_ms, dry_run)
             seconds = time.monotonic() - started
             assert summary.read == args.events, summary
             figures[f"{name}_stored"] = summary.stored

@@ -15,17 +15,23 @@ The window is the records' time (the producer's, by default), not the time the w
 them: under consumer lag an outage hit older records, so start the window earlier by the lag of
 the time (`videocat_consumer_lag`). Reading starts at the broker's offset for `since`
 (`offsets_for_times`); a broker that cannot look a time up answers the first offset, which only
-costs reading more. A partition ends at its end, or at its first record at or after `until`.
+costs reading more. A partition ends at its end, or at its first record stamped 5 minutes after
+`until` (records out of order by less are still read).
+
+What it does not do: a video whose key is there is left alone, so one uploaded again during the
+outage keeps the vector of its earlier upload; a video uploaded twice inside the window keeps its
+later upload's vector when both fall in one batch, its earlier one's otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+import structlog
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from worker.avro import RegistryUnavailable
 from worker.cache import EmbeddingCache
@@ -36,6 +42,11 @@ from worker.encoders import Encoder
 from worker.readback import PartitionsToTheEnd
 from worker.records import Upload
 from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+LATE_RECORDS_S = 300  # how far out of order a record's timestamp may be and still be read
 
 
 class BackfillFailed(RuntimeError):
@@ -55,87 +66,93 @@ class BackfillSummary:
 
 
 def run_backfill(settings: Settings, since_ms: int, until_ms: int, dry_run: bool = False) -> BackfillSummary:
-    """Backfill with what the settings name: the served head's text recipe, its encoder (not loaded for a
-    dry run), Redis and the input topic."""
+    """Backfill with what the settings name: the served head's text recipe, its encoder, Redis and the input
+    topic. Every failure is a BackfillFailed with one line saying what."""
     from worker.app import embedding_cache
     from worker.avro import make_codec
     from worker.cache import connect
-    from worker.classify import load_classifier
+    from worker.classify import IncompatibleModelError, load_classifier
     from worker.encoders import load_encoder, muse_identity
 
-    head = load_classifier(settings.worker_model_dir, muse_identity())
+    try:
+        head = load_classifier(settings.worker_model_dir, muse_identity())
+    except (IncompatibleModelError, OSError, ValueError) as error:
+        raise BackfillFailed(f"the head at {settings.worker_model_dir} cannot be served: {error}") from error
     budget = settings.text_budget(head.text_budget)
-    encoder = None if dry_run else load_encoder(settings, budget.max_tokens)
+    # loaded for a dry run too: its identity names the keys, as in the worker (a hub handle has its own)
+    encoder = load_encoder(settings, budget.max_tokens)
     client = connect(settings)
     try:
-        cache = embedding_cache(settings, muse_identity(), head, client)
+        cache = embedding_cache(settings, encoder.identity, head, client)
         decoder = Decoder(make_codec(settings), budget.max_chars, head.embed_views)
         return backfill(settings, since_ms, until_ms, encoder, cache, decoder, dry_run)
+    except (KafkaException, TimeoutError, RuntimeError) as error:
+        if isinstance(error, BackfillFailed):
+            raise
+        raise BackfillFailed(f"reading {settings.worker_input_topic}: {error}") from error
     finally:
         client.close()
 
 
 def backfill(
-    settings: Settings, since_ms: int, until_ms: int, encoder: Encoder | None, cache: EmbeddingCache,
-    decoder: Decoder, dry_run: bool = False, idle_timeout_s: float = 30.0,
+    settings: Settings, since_ms: int, until_ms: int, encoder: Encoder, cache: EmbeddingCache, decoder: Decoder,
+    dry_run: bool = False, idle_timeout_s: float = 30.0,
 ) -> BackfillSummary:
-    """`encoder` may be None for a dry run only."""
     summary = BackfillSummary(dry_run=dry_run)
-    uploads = uploads_in_window(settings, since_ms, until_ms, decoder, summary, idle_timeout_s)
-    for batch in _batches(uploads, settings.worker_batch_max_size):
+    records = records_in_window(settings, since_ms, until_ms, decoder, idle_timeout_s)
+    while chunk := list(itertools.islice(records, settings.worker_batch_max_size)):
+        summary.read += len(chunk)
+        batch = [upload for upload in chunk if upload is not None]
+        summary.undecodable += len(chunk) - len(batch)
         missing = [u for u, there in zip(batch, _stored(cache, batch), strict=True) if not there]
         summary.already_stored += len(batch) - len(missing)
         summary.stored += len(missing)
         if missing and not dry_run:
-            assert encoder is not None, "only a dry run goes without an encoder"
+            # a video twice in `missing`: both are written in order, so its later upload's vector is kept
             embedded = embed_with_cache([u.text for u in missing], [u.event.video_id for u in missing], encoder,
                                         cache, [u.embed_with for u in missing])
             if not embedded.stored:
                 raise BackfillFailed(f"Redis did not take the embeddings of {len(missing)} uploads "
                                      "(log cache_unavailable); run again once it answers")
+    if summary.read == 0:
+        log.warning("backfill_window_empty", topic=settings.worker_input_topic,
+                    hint="no record in the window: a window older than the topic's retention, or a wrong topic")
     return summary
 
 
-def uploads_in_window(
-    settings: Settings, since_ms: int, until_ms: int, decoder: Decoder, summary: BackfillSummary,
-    idle_timeout_s: float = 30.0,
-) -> Iterator[Upload]:
-    """The decodable uploads of the input topic with a record timestamp in [since_ms, until_ms)."""
+def records_in_window(
+    settings: Settings, since_ms: int, until_ms: int, decoder: Decoder, idle_timeout_s: float = 30.0,
+) -> Iterator[Upload | None]:
+    """Each input record with a timestamp in [since_ms, until_ms), decoded: an Upload, or None where the worker
+    dead-letters it. A partition is read until its end, or its first record stamped `LATE_RECORDS_S` after
+    `until_ms`: timestamps are the producers' and not in order within a partition."""
     topic = settings.worker_input_topic
     group = f"{settings.worker_group_id}-backfill-{uuid.uuid4().hex[:8]}"  # assigned, never joined or committed
     with PartitionsToTheEnd(settings, group, idle_timeout_s) as reader:
         for message in reader.messages(_window_starts(reader.consumer, topic, since_ms)):
             timestamp = message.timestamp()[1]
-            if timestamp >= until_ms:
+            if timestamp >= until_ms + LATE_RECORDS_S * 1000:
                 reader.end(message.partition())
+            if not since_ms <= timestamp < until_ms:
                 continue
-            if timestamp < since_ms:
-                continue
-            summary.read += 1
             try:
                 decoded = decoder.decode(message.key(), message.value(), message.headers(), source_of(message))
             except RegistryUnavailable as error:
                 raise BackfillFailed(f"the schema registry did not answer ({error}); run again once it does") \
                     from error
-            if isinstance(decoded, Upload):
-                yield decoded
-            else:
-                summary.undecodable += 1
+            yield decoded if isinstance(decoded, Upload) else None
 
 
 def _window_starts(reader: Consumer, topic: str, since_ms: int) -> list[TopicPartition]:
     """Per partition, its first offset at or after `since_ms`; a partition with none (-1) is left out."""
-    partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-    found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=10)
+    metadata = reader.list_topics(topic, timeout=10).topics[topic]
+    if metadata.error is not None:
+        raise BackfillFailed(f"topic {topic}: {metadata.error.str()}")
+    found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in metadata.partitions], timeout=10)
+    if failed := [tp for tp in found if tp.error is not None]:
+        raise BackfillFailed(f"topic {topic}: no offset for --since in partitions {[tp.partition for tp in failed]}: "
+                             f"{failed[0].error.str()}")
     return [tp for tp in found if tp.offset >= 0]
-
-
-def _batches(uploads: Iterable[Upload], size: int) -> Iterator[list[Upload]]:
-    """Batches of `size` uploads; a video twice in one batch counts once, its later upload (as the worker
-    last wrote its key)."""
-    iterator = iter(uploads)
-    while batch := list(itertools.islice(iterator, size)):
-        yield list({u.event.video_id: u for u in batch}.values())
 
 
 def _stored(cache: EmbeddingCache, batch: list[Upload]) -> list[bool]:

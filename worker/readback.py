@@ -91,8 +91,8 @@ class PartitionsToTheEnd:
                 if partition not in self._open or _is_end_of_partition(message, topic):
                     self._open.discard(partition)
                     continue
-                last_progress = time.monotonic()
                 yield message
+                last_progress = time.monotonic()  # after the caller's turn too: its work is not idleness
 
     def end(self, partition: int) -> None:
         self._open.discard(partition)

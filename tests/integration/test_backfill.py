@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -94,6 +95,36 @@ def test_fills_the_missing_keys_of_the_window_only(
     assert (again.already_stored, again.stored) == (4, 0)
 
 
+def test_records_out_of_timestamp_order_are_read_and_a_video_keeps_its_later_upload(
+    make_settings: Callable[..., Settings], redis_url: str, unique_name: str
+) -> None:
+    """Producer timestamps are not ordered within a partition: a record stamped after `--until` does not end
+    the partition while later records may still fall inside the window."""
+    settings = make_settings(worker_encoder="reference")
+    ensure_topics(settings, [settings.worker_input_topic], partitions=1)
+    first, second, stamped_late = sample_uploads(3, prefix=unique_name)
+    edited = replace(first, title="Edited title: the best goals of the season")
+    now_ms = int(time.time() * 1000)
+    until = now_ms - HOUR_MS
+    produce_at(settings, [(first, until - HOUR_MS), (stamped_late, until + 60_000), (second, until - HOUR_MS + 1),
+                          (edited, until - HOUR_MS + 2)])
+    client = redis.Redis.from_url(redis_url)
+    namespace = served_cache(settings, client).namespace
+
+    done = run_backfill(settings, until - 2 * HOUR_MS, until)
+    assert (done.read, done.already_stored, done.stored) == (3, 0, 3)
+    assert client.exists(video_key(namespace, second.video_id)) == 1
+    assert client.exists(video_key(namespace, stamped_late.video_id)) == 0
+    stored = np.frombuffer(client.get(video_key(namespace, first.video_id)), dtype="<f4")
+    np.testing.assert_allclose(stored, expected_embeddings(settings, [edited])[0], atol=1e-6)
+
+
+def test_a_topic_that_does_not_exist_is_one_error(make_settings: Callable[..., Settings], unique_name: str) -> None:
+    settings = make_settings(worker_encoder="reference", worker_input_topic=f"{unique_name}-never-created")
+    with pytest.raises(BackfillFailed, match="never-created"):
+        run_backfill(settings, 0, int(time.time() * 1000), dry_run=True)
+
+
 def test_redis_not_answering_ends_the_run_with_one_error(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(worker_encoder="reference", redis_url="redis://127.0.0.1:1/0",
                              redis_socket_timeout_s=0.5)
@@ -112,7 +143,8 @@ def test_the_command_prints_its_summary_and_refuses_a_time_without_zone(
     now_ms = int(time.time() * 1000)
     produce_at(settings, [(u, now_ms - HOUR_MS) for u in sample_uploads(2)])
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": redis_url,
-           "WORKER_INPUT_TOPIC": settings.worker_input_topic, "WORKER_LOG_FORMAT": "json"}
+           "WORKER_INPUT_TOPIC": settings.worker_input_topic, "WORKER_LOG_FORMAT": "json",
+           "WORKER_ENCODER": "reference"}
     since = datetime.fromtimestamp((now_ms - 2 * HOUR_MS) / 1000, UTC).isoformat()
     command = [sys.executable, "-m", "worker", "backfill-embeddings", "--dry-run", "--since"]
 
