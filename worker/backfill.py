@@ -44,13 +44,12 @@ from worker.records import Upload
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-
 LATE_RECORDS_S = 300  # how far out of order a record's timestamp may be and still be read
 
 
 class BackfillFailed(RuntimeError):
-    """Redis or the schema registry did not answer, or Redis refused a write: the batches before were written."""
+    """The run cannot go on (Redis, the schema registry, the broker or topic, the head): one line saying what.
+    The batches before it were written."""
 
 
 @dataclass
@@ -86,9 +85,9 @@ def run_backfill(settings: Settings, since_ms: int, until_ms: int, dry_run: bool
         cache = embedding_cache(settings, encoder.identity, head, client)
         decoder = Decoder(make_codec(settings), budget.max_chars, head.embed_views)
         return backfill(settings, since_ms, until_ms, encoder, cache, decoder, dry_run)
-    except (KafkaException, TimeoutError, RuntimeError) as error:
-        if isinstance(error, BackfillFailed):
-            raise
+    except BackfillFailed:
+        raise
+    except (KafkaException, TimeoutError, RuntimeError) as error:  # a fetch error is a RuntimeError (readback)
         raise BackfillFailed(f"reading {settings.worker_input_topic}: {error}") from error
     finally:
         client.close()
