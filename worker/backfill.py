@@ -30,15 +30,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+import redis
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from worker.avro import RegistryUnavailable
-from worker.cache import EmbeddingCache
+from worker.avro import RegistryUnavailable, make_codec
+from worker.cache import EmbeddingCache, connect
+from worker.classify import IncompatibleModelError
 from worker.consume import source_of
 from worker.decode import Decoder
 from worker.embed import embed_with_cache
 from worker.encoders import Encoder
+from worker.predict import Predictor, load_predictor
 from worker.readback import PartitionsToTheEnd
 from worker.records import Upload
 from worker.settings import Settings
@@ -67,30 +70,27 @@ class BackfillSummary:
 def run_backfill(settings: Settings, since_ms: int, until_ms: int, dry_run: bool = False) -> BackfillSummary:
     """Backfill with what the settings name: the served head's text recipe, its encoder, Redis and the input
     topic. Every failure is a BackfillFailed with one line saying what."""
-    from worker.app import embedding_cache
-    from worker.avro import make_codec
-    from worker.cache import connect
-    from worker.classify import IncompatibleModelError, load_classifier
-    from worker.encoders import load_encoder, muse_identity
-
+    client = connect(settings)  # lazy: nothing is sent before the first batch's lookup
     try:
-        head = load_classifier(settings.worker_model_dir, muse_identity())
-    except (IncompatibleModelError, OSError, ValueError) as error:
-        raise BackfillFailed(f"the head at {settings.worker_model_dir} cannot be served: {error}") from error
-    budget = settings.text_budget(head.text_budget)
-    # loaded for a dry run too: its identity names the keys, as in the worker (a hub handle has its own)
-    encoder = load_encoder(settings, budget.max_tokens)
-    client = connect(settings)
-    try:
-        cache = embedding_cache(settings, encoder.identity, head, client)
-        decoder = Decoder(make_codec(settings), budget.max_chars, head.embed_views)
-        return backfill(settings, since_ms, until_ms, encoder, cache, decoder, dry_run)
+        served = _load_served(settings, client)
+        decoder = Decoder(make_codec(settings), served.text_max_chars, served.classifier.embed_views)
+        return backfill(settings, since_ms, until_ms, served.encoder, served.cache, decoder, dry_run)
     except BackfillFailed:
         raise
     except (KafkaException, TimeoutError, RuntimeError) as error:  # a fetch error is a RuntimeError (readback)
         raise BackfillFailed(f"reading {settings.worker_input_topic}: {error}") from error
     finally:
         client.close()
+
+
+def _load_served(settings: Settings, client: redis.Redis) -> Predictor:
+    """The served head, its encoder and its cache, as the worker loads them. The encoder is loaded for a dry
+    run too: its identity names the keys (a hub handle has its own)."""
+    try:
+        return load_predictor(settings.worker_model_dir, settings, client)
+    except (IncompatibleModelError, OSError, ValueError) as error:
+        raise BackfillFailed(f"the head at {settings.worker_model_dir} or its encoder cannot be loaded: {error}") \
+            from error
 
 
 def backfill(

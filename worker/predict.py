@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
 from worker.app import embedding_cache
 from worker.cache import EmbeddingCache
@@ -29,19 +30,19 @@ BATCH = 128
 
 @dataclass(frozen=True)
 class Predictor:
-    """What the worker would load for this head and these settings, less Kafka and Redis."""
+    """What the worker would load for this head and these settings, less Kafka (and Redis, unless given)."""
 
     classifier: Classifier
     encoder: Encoder
-    cache: EmbeddingCache  # without a Redis client: every text is embedded
+    cache: EmbeddingCache  # keyed as the worker keys it; without a Redis client every text is embedded
     text_max_chars: int
 
 
-def load_predictor(model_dir: Path, settings: Settings) -> Predictor:
+def load_predictor(model_dir: Path, settings: Settings, client: redis.Redis | None = None) -> Predictor:
     classifier = load_classifier(model_dir, muse_identity())
     budget = settings.text_budget(classifier.text_budget)
     encoder = load_encoder(settings, budget.max_tokens)
-    cache = embedding_cache(settings, encoder.identity, classifier, client=None)  # no Redis: every text embedded
+    cache = embedding_cache(settings, encoder.identity, classifier, client)
     return Predictor(classifier, encoder, cache, budget.max_chars)
 
 
