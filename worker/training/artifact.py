@@ -49,6 +49,13 @@ def read_fitted_items(model_dir: Path) -> frozenset[str]:
     return frozenset(path.read_text(encoding="utf-8").splitlines()) if path.exists() else frozenset()
 
 
+def read_trained_groups(model_dir: Path) -> frozenset[str]:
+    """The languages / regions a model was fitted on rows of (`model.json` `training_data.groups`); for
+    heads written before it, the SIB-200 language folders named in `sources`."""
+    training = json.loads((Path(model_dir) / MODEL_JSON).read_text(encoding="utf-8")).get("training_data", {})
+    return frozenset(training.get("groups", training.get("sources", [])))
+
+
 class OutDirRefused(ValueError):
     """`--out` names something a new head must not replace."""
 

@@ -60,12 +60,9 @@ def say_left_out(left_out: Counter[str]) -> None:
 def say_trained_on(model_dir: Path, groups: list[str]) -> None:
     """Groups the head was fitted on rows of (its training languages, a few-shot language) score in-language,
     not zero-shot, and the means include them: say which, so a mean is not read as zero-shot transfer."""
-    from worker.classify import MODEL_JSON
+    from worker.training.artifact import read_trained_groups
 
-    training = json.loads((model_dir / MODEL_JSON).read_text(encoding="utf-8")).get("training_data", {})
-    # heads written before `groups` name their SIB-200 language folders as `sources`
-    trained = set(training.get("groups", training.get("sources", [])))
-    if in_language := sorted(trained.intersection(groups)):
+    if in_language := sorted(read_trained_groups(model_dir).intersection(groups)):
         typer.echo(f"{', '.join(in_language)}: the head was trained on rows of these, so they score in-language, not "
                    "zero-shot (the means include them)", err=True)
 
