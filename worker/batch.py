@@ -42,6 +42,14 @@ class Batcher:
             return 0.0
         return max(0.0, self._items[0].received_at + self.max_wait_s - now)
 
+    def discard(self, partitions: set[tuple[str, int]]) -> int:
+        """Drop the waiting uploads of these partitions (revoked, or the worker stopping); how many."""
+        kept = [u for u in self._items if (u.source.topic, u.source.partition) not in partitions]
+        dropped = len(self._items) - len(kept)
+        self._items = kept
+        self._chars = sum(u.encoder_chars for u in kept)
+        return dropped
+
     def take(self) -> list[Upload]:
         """Up to `max_size` events and `max_chars` characters (always at least one), oldest first."""
         count, chars = 0, 0

@@ -13,10 +13,12 @@ the next interval sends it again, and a revoke or shutdown commits every positio
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import Protocol
 
 import structlog
+
+from worker.records import DeadLetter
 
 TopicPartition = tuple[str, int]
 log = structlog.get_logger(__name__)
@@ -44,6 +46,11 @@ class OffsetTracker:
             done.discard(first := pending.popleft())
             self._position[tp] = first + 1
 
+    def is_next(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether every offset consumed before `offset` on `tp` is done."""
+        pending = self._pending.get(tp)
+        return bool(pending) and pending[0] == offset
+
     def in_flight(self) -> int:
         return sum(len(p) for p in self._pending.values())
 
@@ -66,6 +73,36 @@ class OffsetTracker:
         for tp in partitions:
             for table in (self._pending, self._done, self._position, self._committed):
                 table.pop(tp, None)
+
+
+class LettersInOrder:
+    """Exactly-once: a dead letter waits until every earlier input of its partition has its output.
+
+    A transaction commits a partition's offsets only up to its first input without an output. A dead
+    letter sent while earlier uploads of its partition still wait in the batcher would be committed in
+    a transaction whose offsets stop before it, and written again by whoever reads on from those offsets
+    (after a crash, or a revoke that hands the waiting uploads back). At-least-once sends letters at once.
+    """
+
+    def __init__(self, offsets: OffsetTracker) -> None:
+        self._offsets = offsets
+        self._waiting: dict[TopicPartition, deque[DeadLetter]] = {}
+
+    def add(self, letter: DeadLetter) -> None:
+        self._waiting.setdefault((letter.source.topic, letter.source.partition), deque()).append(letter)
+
+    def due(self) -> Iterator[DeadLetter]:
+        """The letters whose earlier inputs all have outputs, in offset order. Lazy: sending one marks it
+        done, which can make the next one due."""
+        for tp, letters in list(self._waiting.items()):
+            while letters and self._offsets.is_next(tp, letters[0].source.offset):
+                yield letters.popleft()
+            if not letters:
+                del self._waiting[tp]
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        for tp in partitions:
+            self._waiting.pop(tp, None)
 
 
 class CommitTarget(Protocol):

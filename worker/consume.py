@@ -127,6 +127,9 @@ class Inbox:
         self.assignment.difference_update(tps)
         for tp in tps:
             self._held.pop(tp, None)
+        # librdkafka keeps a partition's pause through a rebalance: given back later, a partition paused by
+        # flow control or held for the registry would never fetch again (nothing here would resume it)
+        self._consumer.resume(partitions)
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Messages without errors of partitions still assigned; transient errors (broker down, ...) are
@@ -187,6 +190,14 @@ class Inbox:
             self._on_commit_failed()
         if confirmed and self._on_committed is not None:
             self._on_committed(confirmed)
+
+    def flow_control(self, in_flight: int, limit: int) -> bool:
+        """Pause every partition at `limit` inputs not yet acknowledged, resume below half of it; whether paused."""
+        if not self.paused and in_flight >= limit:
+            self.pause()
+        elif self.paused and in_flight < limit // 2:
+            self.resume()
+        return self.paused
 
     def pause(self) -> None:
         self.paused = True

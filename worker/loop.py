@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -28,7 +28,7 @@ from worker.avro import RegistryUnavailable, make_codec, prepare_output_schemas
 from worker.batch import Batcher
 from worker.cache import EmbeddingCache
 from worker.categorize import BatchOutcome, StartedBatch, label_batch, start_batch
-from worker.commit import Committer, OffsetTracker, TopicPartition
+from worker.commit import Committer, LettersInOrder, OffsetTracker, TopicPartition
 from worker.consume import Inbox, source_of
 from worker.decode import Decoder
 from worker.encode import EventEncoder, kept_key
@@ -65,6 +65,7 @@ class Worker:
         self._batcher = Batcher(settings.worker_batch_max_size, settings.worker_batch_max_chars,
                                 settings.worker_batch_max_wait_ms / 1000)
         self._offsets = OffsetTracker()
+        self._letters = LettersInOrder(self._offsets)  # exactly-once only
         self._outbox = Outbox(settings, on_acked=self._acked, encoder=self._events,
                               on_dead_lettered=metrics.dead_lettered, on_review_dropped=metrics.review_copy_dropped)
         self._inbox = Inbox(settings, on_assign=self._assigned, on_revoke=self._revoked,
@@ -113,7 +114,7 @@ class Worker:
                 self.step()
         finally:
             try:
-                self._drain()
+                self._drain(self._inbox.assignment)
             finally:  # even when the drain fails: leave the group, release the clients
                 self._inbox.close()
                 self._outbox.close()
@@ -134,7 +135,7 @@ class Worker:
             messages = self._inbox.poll(limit, IDLE_POLL_S if due_in is None else min(due_in, IDLE_POLL_S))
         else:  # the encoder is busy: decode what is already fetched, else wait for the encoder
             messages = self._inbox.poll(limit, 0)
-            if not messages:
+            if not messages and self._pending is not None:  # None: a revoke inside the poll drained it
                 self._pending.embedding.wait(IDLE_POLL_S)
         self.health.set_broker_ok(self._inbox.broker_reachable())
         if messages:
@@ -167,19 +168,22 @@ class Worker:
             if self._pending is None:
                 return
 
-    def _drain(self) -> None:
-        """Finish what was consumed, wait for acknowledgments, commit. Used on stop and revoke. After
-        OutputFailed only what was acknowledged is committed (at-least-once; exactly-once: nothing, the
-        outbox aborted the transaction): sending more would fail the same way."""
-        while not self._outbox.failed and (self._pending is not None or len(self._batcher)):
-            started = self._pending or self._start(self._batcher.take())
-            self._pending = None
+    def _drain(self, partitions: Collection[TopicPartition]) -> int:
+        """On stop and revoke: finish the batch in the encoder, hand back the uploads of `partitions` that
+        wait for it (no output, offset not committed: their next reader takes them; docs/reliability.md,
+        "Revoke and stop"), wait for acknowledgments, commit; how many were handed back. After OutputFailed
+        only what was acknowledged is committed (exactly-once: nothing): sending more would fail the same way."""
+        if self._pending is not None and not self._outbox.failed:
+            started, self._pending = self._pending, None
             self._send_results(label_batch(started, started.embedding.result()))
+        handed_back = self._batcher.discard(set(partitions))
+        self._letters.forget(partitions)
         self._end_transaction()
         left = self._outbox.flush() if not self._outbox.failed else 0
         if left:
             log.error("outputs_unacknowledged_at_drain", count=left)
         self._committer.commit(asynchronous=False)
+        return handed_back
 
     # --- partitions ---------------------------------------------------------------------------
     def _assigned(self, partitions: list[TopicPartition]) -> None:
@@ -187,13 +191,14 @@ class Worker:
         log.info("partitions_assigned", partitions=sorted(partitions))
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
-        """Called from inside `Inbox.poll`, in the middle of `step`: finish and commit all consumed first."""
-        self._drain()
+        """Called from inside `Inbox.poll`, in the middle of `step`: drain and commit first."""
+        started = time.monotonic()
+        handed_back = self._drain(partitions)
         self._offsets.forget(partitions)
-        for topic in {t for t, _ in partitions}:
-            self.metrics.forget_partitions(topic, [p for t, p in partitions if t == topic])
+        self.metrics.forget_partitions(partitions)
         self.health.set_assigned(len(self._inbox.assignment) - len(partitions))
-        log.info("partitions_revoked", partitions=sorted(partitions))
+        log.info("partitions_revoked", partitions=sorted(partitions), handed_back=handed_back,
+                 drain_ms=round((time.monotonic() - started) * 1000))
 
     # --- the steps ------------------------------------------------------------------------------
     def _accept(self, messages: Sequence[Message]) -> None:
@@ -214,8 +219,11 @@ class Worker:
             self._offsets.track(partition, source.offset)
             if isinstance(decoded, Upload):
                 self._batcher.add(decoded)
+            elif self._exactly_once:
+                self._letters.add(decoded)
             else:
                 self._dead_letter(decoded)
+        self._send_due_letters()
 
     def _send_for_review(self, upload: Upload, result: Categorized, key: bytes) -> None:
         settings = self._settings
@@ -225,6 +233,10 @@ class Worker:
             value, headers = self._events.review_request(upload.event, result, reason)
             self._send(Output(settings.worker_review_topic, key, value, headers, None))
             self.metrics.sent_for_review(reason)
+
+    def _send_due_letters(self) -> None:
+        for letter in self._letters.due():
+            self._dead_letter(letter)
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         value, headers = self._events.dead_letter(letter)
@@ -236,24 +248,18 @@ class Worker:
         return start_batch(batch, self._encoder, self._cache, self._models.current, self._encoding)
 
     def _send_results(self, outcome: BatchOutcome) -> None:
-        batch_size = len(outcome.results)
         for upload, result in zip(outcome.uploads, outcome.results, strict=True):
             value, headers = self._events.categorized(result)
             key = result.video_id.encode()
             self._send(Output(self._settings.worker_output_topic, key, value, headers, result.source))
             if self._settings.worker_review_topic:
                 self._send_for_review(upload, result, key)
-        now_ms = time.time() * 1000
+        self.metrics.batch_sent(outcome)
         embedded = outcome.embedded
-        self.metrics.batch(batch_size, outcome.seconds, embedded.encode_seconds)
-        self.metrics.cache(embedded.hits, embedded.misses)
-        self.metrics.produced(batch_size)
-        self.metrics.end_to_end([(now_ms - r.event_time_ms) / 1000 for r in outcome.results if r.event_time_ms])
-        self.metrics.predictions([r.language for r in outcome.results], [r.top_label for r in outcome.results],
-                                  [r.confidence for r in outcome.results])
-        log.info("batch", size=batch_size, cache_hits=embedded.hits, encoded=embedded.misses,
+        log.info("batch", size=len(outcome.results), cache_hits=embedded.hits, encoded=embedded.misses,
                  encode_ms=round(embedded.encode_seconds * 1000, 1), total_ms=round(outcome.seconds * 1000, 1),
                  in_flight=self._offsets.in_flight())
+        self._send_due_letters()
 
     def _send(self, output: Output) -> None:
         if self._exactly_once:
@@ -279,12 +285,7 @@ class Worker:
     def _flow_control(self) -> None:
         in_flight = self._offsets.in_flight()
         self.metrics.in_flight(in_flight)
-        limit = self._settings.worker_max_in_flight
-        if not self._inbox.paused and in_flight >= limit:
-            self._inbox.pause()
-        elif self._inbox.paused and in_flight < limit // 2:
-            self._inbox.resume()
-        self.metrics.paused(self._inbox.paused)
+        self.metrics.paused(self._inbox.flow_control(in_flight, self._settings.worker_max_in_flight))
 
     def _maybe_swap_model(self, now: float) -> None:
         swapped = self._models.poll(now)
@@ -295,5 +296,4 @@ class Worker:
     def _maybe_report_lag(self, now: float) -> None:
         if now >= self._next_lag:
             self._next_lag = now + LAG_INTERVAL_S
-            for (topic, partition), lag in self._inbox.lag().items():
-                self.metrics.lag(topic, partition, lag)
+            self.metrics.lags(self._inbox.lag())

@@ -14,10 +14,14 @@ import math
 import re
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from worker.drift import CategoryDrift
+
+if TYPE_CHECKING:
+    from worker.categorize import BatchOutcome
 
 # `_created` samples would double the series count; nothing here reads them (process-wide).
 disable_created_metrics()
@@ -164,6 +168,16 @@ class Metrics:
         self._batch_seconds.observe(seconds)
         self._embed_seconds.observe(embed_seconds)
 
+    def batch_sent(self, outcome: BatchOutcome) -> None:
+        """What a batch whose outputs were sent reports: size and times, cache, produced, latency, predictions."""
+        results, embedded = outcome.results, outcome.embedded
+        now_ms = time.time() * 1000
+        self.batch(len(results), outcome.seconds, embedded.encode_seconds)
+        self.cache(embedded.hits, embedded.misses)
+        self.produced(len(results))
+        self.end_to_end([(now_ms - r.event_time_ms) / 1000 for r in results if r.event_time_ms])
+        self.predictions([r.language for r in results], [r.top_label for r in results], [r.confidence for r in results])
+
     def end_to_end(self, seconds: Sequence[float]) -> None:
         for value in seconds:
             # Producer clocks may run ahead of ours: clamp rather than corrupt the sum.
@@ -209,11 +223,12 @@ class Metrics:
         return None if self._drift is None else self._drift.divergence(normalize_language(language))
 
     # --- consumer -----------------------------------------------------------------------
-    def lag(self, topic: str, partition: int, lag: int) -> None:
-        self._lag.labels(topic=topic, partition=str(partition)).set(lag)
+    def lags(self, lags: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), lag in lags.items():
+            self._lag.labels(topic=topic, partition=str(partition)).set(lag)
 
-    def forget_partitions(self, topic: str, partitions: Sequence[int]) -> None:
-        for partition in partitions:
+    def forget_partitions(self, partitions: Sequence[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
             self._lag.remove(topic, str(partition))  # a no-op for one never reported (prometheus-client >= 0.22)
 
     def paused(self, is_paused: bool) -> None:

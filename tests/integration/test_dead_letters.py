@@ -26,6 +26,7 @@ from structlog.testing import capture_logs
 
 from tests.integration.worker_harness import (
     committed_and_end_offsets,
+    committed_offsets,
     read_dead_letters,
     read_outputs,
     running_worker,
@@ -281,3 +282,23 @@ def test_an_output_that_cannot_be_written_stops_the_worker_with_that_error(
     assert [type(error) for error in errors] == [OutputFailed], errors
     assert "TOPIC_AUTHORIZATION_FAILED" in str(errors[0])
     assert committed_and_end_offsets(settings, 1) == ([1], [2])  # read again after the restart
+
+
+def test_exactly_once_a_dead_letter_is_committed_with_its_own_offset(
+    make_settings: Callable[..., Settings], unique_name: str
+) -> None:
+    """A dead letter becomes visible in the transaction that commits its offset. Sent as soon as it was
+    decoded, behind an upload still waiting for its batch, it was committed with offsets that stopped
+    before that upload: after a crash the restart read both again and wrote the letter twice."""
+    settings = make_settings(worker_delivery=DeliveryMode.EXACTLY_ONCE, worker_transactional_id=f"{unique_name}-tx",
+                             worker_batch_max_wait_ms=4000)
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    produce_uploads(settings, sample_uploads(1, "waiting"))
+    producer = Producer(settings.kafka_common())
+    producer.produce(settings.worker_input_topic, b"not avro", b"garbage")
+    producer.flush(10)
+
+    with running_worker(settings):
+        read_dead_letters(settings, expected=1)
+        assert committed_offsets(settings, 1) == [2], "the letter was committed before the upload ahead of it"
+        read_outputs(settings, expected=1)

@@ -15,17 +15,20 @@ The newcomer's client id sorts before the worker's (`rdkafka`), so the range ass
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupState, Message, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Message
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.worker_harness import committed_offsets, metric, read_outputs, read_to_end, wait_for
+from tests.integration.worker_harness import Newcomer, committed_offsets, metric, read_outputs, read_to_end, wait_for
 from worker.app import build_worker
+from worker.encoders import Encoder
 from worker.loop import Worker
 from worker.sample import produce_uploads, sample_uploads
 from worker.settings import Settings
@@ -33,35 +36,6 @@ from worker.topics import ensure_topics, worker_topics
 
 pytestmark = pytest.mark.integration
 HEARTBEAT_S = 1.5  # the worker's heartbeat interval with the tests' 6 s session timeout
-
-
-class Newcomer:
-    """A bare member of the worker's group that polls in a thread, never processes and never commits."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self.assigned: list[list[int]] = []
-        self._consumer = Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id,
-                                   "client.id": "aaa-newcomer", "enable.auto.commit": False,
-                                   "session.timeout.ms": settings.kafka_session_timeout_ms})
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="newcomer", daemon=True)
-
-    def join(self) -> None:
-        self._consumer.subscribe([self._settings.worker_input_topic], on_assign=self._on_assign)
-        self._thread.start()
-
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned.append([p.partition for p in partitions])
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._consumer.poll(0.1)
-
-    def leave(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._consumer.close()
 
 
 def group_state(settings: Settings) -> ConsumerGroupState:
@@ -135,3 +109,74 @@ def test_a_message_of_a_partition_revoked_after_its_fetch_is_left_to_the_new_own
 
     keys = sorted(m.key() for m in read_to_end(settings, settings.worker_output_topic))
     assert keys == sorted(u.video_id.encode() for u in uploads)  # each exactly once: the taken message too
+
+
+class SlowEncoder:
+    """The worker's encoder, 0.2 s slower per call: a backlog is still waiting in the batcher when a
+    rebalance comes (only timing is arranged; the vectors are the real encoder's)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self._encoder = encoder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        time.sleep(0.2)
+        return self._encoder.encode(texts)
+
+
+def test_a_revoke_hands_back_the_uploads_still_waiting_for_the_encoder(make_settings: Callable[..., Settings]) -> None:
+    """The revoke finishes the batch in the encoder and commits, but leaves the uploads behind it to the
+    partition's next owner. Embedding all of them (up to WORKER_MAX_IN_FLIGHT) held every member of the
+    group in the rebalance meanwhile, and, when the poll that served the revoke returned nothing, the
+    loop then waited on a batch the drain had already taken and stopped with AttributeError."""
+    settings = make_settings(worker_batch_max_size=8)
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    # texts distinct from each other and from earlier runs': every one a cache miss
+    uploads = [dataclasses.replace(u, title=f"{u.title} {u.video_id}") for u in sample_uploads(200, "handed-back")]
+    produce_uploads(settings, uploads)
+    newcomer = Newcomer(settings)
+
+    with build_worker(settings) as worker:
+        worker._encoder = SlowEncoder(worker._encoder)  # type: ignore[assignment]
+        with running(worker):
+            try:
+                wait_for(lambda: metric(worker, "videocat_events_consumed_total") >= 150, 60, "a backlog consumed")
+                newcomer.join()
+                wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
+                produced = metric(worker, "videocat_events_produced_total")
+                assert 0 < produced < metric(worker, "videocat_events_consumed_total"), "nothing was handed back"
+                assert committed_offsets(settings, 1) == [produced], "what was produced is not what was committed"
+            finally:
+                newcomer.leave()  # the partition goes back to the worker, which reads the rest again
+            read_outputs(settings, expected=len(uploads))
+            wait_for(lambda: committed_offsets(settings, 1) == [len(uploads)], 60, "every offset committed")
+
+    keys = sorted(m.key() for m in read_to_end(settings, settings.worker_output_topic))
+    assert keys == sorted(u.video_id.encode() for u in uploads)  # each exactly once
+
+
+def test_a_partition_paused_by_flow_control_fetches_again_when_it_comes_back(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Flow control pauses the partitions at WORKER_MAX_IN_FLIGHT; a revoke then empties the worker. The
+    client kept the partition paused when the group gave it back, while the worker, holding nothing,
+    never resumed it: the worker consumed nothing more, with a full backlog (a scale-up's rebalance)."""
+    settings = make_settings(worker_batch_max_size=8, worker_max_in_flight=40)
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    uploads = [dataclasses.replace(u, title=f"{u.title} {u.video_id}") for u in sample_uploads(120, "paused")]
+    produce_uploads(settings, uploads)
+    newcomer = Newcomer(settings)
+
+    with build_worker(settings) as worker:
+        worker._encoder = SlowEncoder(worker._encoder)  # type: ignore[assignment]
+        with running(worker):
+            try:
+                wait_for(lambda: metric(worker, "videocat_consumer_paused") == 1, 60, "the partition paused")
+                newcomer.join()
+                wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
+            finally:
+                newcomer.leave()
+            outputs = read_outputs(settings, expected=len(uploads), timeout_s=30)
+            assert len({o["video_id"] for o in outputs}) == len(uploads), "the partition was not fetched again"

@@ -111,3 +111,34 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str =
     while not condition():
         assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
         time.sleep(0.2)
+
+
+class Newcomer:
+    """A bare member of the worker's group that polls in a thread, never processes and never commits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.assigned: list[list[int]] = []
+        self.assigned_at: list[float] = []  # time.monotonic() of each assignment
+        self._consumer = Consumer({**settings.kafka_common(), "group.id": settings.worker_group_id,
+                                   "client.id": "aaa-newcomer", "enable.auto.commit": False,
+                                   "session.timeout.ms": settings.kafka_session_timeout_ms})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="newcomer", daemon=True)
+
+    def join(self) -> None:
+        self._consumer.subscribe([self._settings.worker_input_topic], on_assign=self._on_assign)
+        self._thread.start()
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.append([p.partition for p in partitions])
+        self.assigned_at.append(time.monotonic())
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._consumer.poll(0.1)
+
+    def leave(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()

@@ -59,3 +59,15 @@ def test_closes_when_oldest_waited_max_wait() -> None:
     assert abs(batcher.seconds_until_due(10.02) - 0.03) < 1e-9
     assert batcher.is_due(10.05)
     assert len(batcher.take()) == 2
+
+
+def test_discard_drops_only_the_given_partitions_and_their_characters() -> None:
+    batcher = Batcher(max_size=100, max_chars=10, max_wait_s=10)
+    kept = Upload(VideoUploaded(video_id="k", title="cccc"), "cccc", SourceRef("t", 1, 0), 0.0)
+    batcher.add(upload("aaaa", 0.0, 0))
+    batcher.add(kept)
+    batcher.add(upload("bbbb", 0.0, 1))
+    assert batcher.is_full()
+    assert batcher.discard({("t", 0)}) == 2
+    assert not batcher.is_full()  # 4 characters left of the budget of 10
+    assert batcher.take() == [kept]

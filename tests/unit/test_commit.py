@@ -1,4 +1,5 @@
-from worker.commit import Committer, OffsetTracker
+from worker.commit import Committer, LettersInOrder, OffsetTracker
+from worker.records import DeadLetter, SourceRef
 
 TP = ("videos", 0)
 
@@ -102,3 +103,36 @@ def test_a_late_confirmation_never_moves_back_and_one_for_a_revoked_partition_is
     tracker.mark_committed({TP: 8})
     _done_up_to(tracker, TP, 3)  # assigned again, read again from the start
     assert tracker.uncommitted() == {TP: 3}
+
+
+def letter(offset: int) -> DeadLetter:
+    return DeadLetter(SourceRef(TP[0], TP[1], offset), key=None, value=b"x", error_type="avro-decode",
+                      error_message="not avro")
+
+
+def test_a_dead_letter_is_due_once_every_earlier_offset_of_its_partition_is_done() -> None:
+    tracker = OffsetTracker()
+    letters = LettersInOrder(tracker)
+    for offset in range(4):  # 0: upload, 1 and 2: letters, 3: upload
+        tracker.track(TP, offset)
+    letters.add(letter(1))
+    letters.add(letter(2))
+    assert list(letters.due()) == []  # the upload at 0 has no output yet
+    tracker.done(TP, 0)
+    sent = []
+    for due in letters.due():  # lazily: sending 1 (done) makes 2 due in the same pass
+        sent.append(due.source.offset)
+        tracker.done(TP, due.source.offset)
+    assert sent == [1, 2]
+    assert tracker.uncommitted() == {TP: 3}
+
+
+def test_forgotten_partitions_lose_their_waiting_letters() -> None:
+    tracker = OffsetTracker()
+    letters = LettersInOrder(tracker)
+    tracker.track(TP, 0)
+    tracker.track(TP, 1)
+    letters.add(letter(1))
+    letters.forget([TP])
+    tracker.done(TP, 0)
+    assert list(letters.due()) == []

@@ -192,9 +192,8 @@ def test_model_info_is_replaced_on_hot_swap() -> None:
 
 def test_lag_per_partition_and_forgotten_on_revoke() -> None:
     m = Metrics()
-    m.lag("video-uploaded", 0, 10)
-    m.lag("video-uploaded", 1, 20)
-    m.forget_partitions("video-uploaded", [1, 7])  # 7 never reported: no error
+    m.lags({("video-uploaded", 0): 10, ("video-uploaded", 1): 20})
+    m.forget_partitions([("video-uploaded", 1), ("video-uploaded", 7)])  # 7 never reported: no error
     assert value(m, "videocat_consumer_lag", topic="video-uploaded", partition="0") == 10
     assert value(m, "videocat_consumer_lag", topic="video-uploaded", partition="1") is None
 
