@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.integration.training_cli import FAST, FIXTURES, cli
+from tests.integration.training_cli import FAST, FIXTURES, cli, region_rows
 from worker.classify import IncompatibleModelError, load_classifier, rank_labels, sigmoid
 from worker.encoders.base import muse_identity
 from worker.encoders.reference import ReferenceEncoder
@@ -17,15 +17,6 @@ from worker.settings import DEFAULT_MODEL_DIR
 from worker.text import build_text
 from worker.training.data import read_videos
 from worker.training.splits import few_shot_sample
-
-
-def region_rows(folder: Path, region: str = "US") -> Path:
-    """The fixture's videos of one region: the US ones train heads that the whole fixture then
-    evaluates, with FR and BR unseen."""
-    path = folder / f"{region}.jsonl"
-    lines = (FIXTURES / "videos_small.jsonl").read_text(encoding="utf-8").splitlines()
-    path.write_text("".join(f"{line}\n" for line in lines if json.loads(line)["region"] == region), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +68,10 @@ def test_report_writes_markdown_and_chart(trained: Path, tmp_path: Path) -> None
     report = (tmp_path / "report.md").read_text()
     assert "| BR | 6 |" in report and "Confusion matrix" in report
     assert "| confidence | calibration error |" in report  # the served confidence, per group
+    # the means, and the 22 rows scored pooled with their interval, in the report and the printed table
+    assert "(unweighted means over 3 groups)" in report and "Pooled over all 22 rows: accuracy " in report
+    assert "mean accuracy " in result.stdout and "pooled over all 22 rows: accuracy " in result.stdout
+    assert "95% interval" in result.stdout.splitlines()[-1]
     assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 

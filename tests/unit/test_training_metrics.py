@@ -18,7 +18,7 @@ from worker.training.metrics import (
     macro_f1,
     majority,
 )
-from worker.training.report import as_table, score_groups
+from worker.training.report import as_table, means_lines, score_groups
 
 
 def test_class_weights_favour_rare_labels() -> None:
@@ -114,6 +114,21 @@ def test_groups_report_confidence_and_calibration_only_when_given() -> None:
 
 def test_accuracy_interval_is_wilsons() -> None:
     assert accuracy_interval(0.8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # the textbook example
+    # 81 of 99 (arb_Arab on the SIB-200 head): (k + z²/2 ± z·sqrt(k(n-k)/n + z²/4)) / (n + z²), z² = 3.8416:
+    # k(n-k)/n = 81·18/99 = 14.7273, + 0.9604 -> sqrt 3.9608, · 1.96 = 7.7631; (81 + 1.9208 ∓ 7.7631) / 102.8416
+    assert accuracy_interval(81 / 99, 99) == pytest.approx((0.7308, 0.8818), abs=1e-4)
     low, high = accuracy_interval(0.8485, 396)  # the SIB-200 zero-shot mean's pooled rows
     assert low < 0.8485 < high and high - low == pytest.approx(0.07, abs=0.005)
     assert accuracy_interval(1.0, 99)[1] == pytest.approx(1.0) and accuracy_interval(0.5, 0) == (0.0, 1.0)
+
+
+def test_the_means_come_with_the_pooled_rows_accuracy_and_its_interval() -> None:
+    """The --json means are unweighted over the groups; the interval is the pooled rows' (Wilson), and the
+    line says which: here 81 of 99 right in one group and 1 of 1 in the other."""
+    groups, predicted = ["a"] * 99 + ["b"], ["A"] * 81 + ["B"] * 18 + ["A"]
+    results = score_groups(groups, predicted, [("A",)] * 100, ["A", "B"])
+    means, pooled = means_lines(results)
+    assert means.startswith("mean accuracy 0.909  mean macro-F1 ")
+    assert means.endswith("(unweighted means over 2 groups)")
+    # 82 of 100: k(n-k)/n = 14.76, + 0.9604 -> sqrt 3.9649, · 1.96 = 7.7712; (82 + 1.9208 ∓ 7.7712) / 103.8416
+    assert pooled == "pooled over all 100 rows: accuracy 0.820  95% interval 0.733-0.883"

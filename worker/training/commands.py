@@ -20,6 +20,7 @@ from worker.training.options import (
     data_paths,
     parse_labels,
     parse_views,
+    say_dead_lettered,
     say_left_out,
     say_trained_on,
     user_errors,
@@ -197,7 +198,7 @@ def train(
     except ValueError as error:  # a combination of options that does not fit together
         raise typer.BadParameter(str(error)) from error
     with user_errors():
-        meta = run_training(request, encoder)
+        meta = run_training(request, encoder, lambda caveat: typer.echo(f"warning: {caveat}", err=True))
     typer.echo(
         f"wrote {out} version {meta['version']}; dev accuracy {meta['metrics']['dev']['mean_accuracy']:.3f}",
         err=True,
@@ -217,11 +218,14 @@ def evaluate(
 ) -> None:
     """Per language/region: rows, top-1 accuracy, macro-F1 and the majority baseline."""
     from worker.training.pipeline import run_evaluation
-    from worker.training.report import as_table, write_report
+    from worker.training.report import as_table, means_lines, write_report
 
     with user_errors():
-        summary, results, labels, left_out = run_evaluation(model, data_paths(data, more_data), encoder, keep_fitted)
+        summary, results, labels, left_out, dead_lettered = run_evaluation(
+            model, data_paths(data, more_data), encoder, keep_fitted
+        )
         say_left_out(left_out)
+        say_dead_lettered(dead_lettered)
         say_trained_on(model, [r.name for r in results])
         if report is not None:
             path = write_report(report, summary, results, labels)
@@ -230,9 +234,7 @@ def evaluate(
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         typer.echo(f"model {summary['model_version']}\n{as_table(results)}")
-        typer.echo(
-            f"mean accuracy {summary['mean_accuracy']:.3f}  mean macro-F1 {summary['mean_macro_f1']:.3f}"
-        )
+        typer.echo("\n".join(means_lines(results)))
 
 
 def compare(
@@ -260,9 +262,11 @@ def compare(
     from worker.training.pipeline import run_comparison
 
     with user_errors():
-        old, new, results, left_out = run_comparison(baseline, model, data_paths(data, more_data), encoder,
-                                                     keep_fitted)
+        old, new, results, left_out, dead_lettered = run_comparison(
+            baseline, model, data_paths(data, more_data), encoder, keep_fitted
+        )
     say_left_out(left_out)
+    say_dead_lettered(dead_lettered)
     worse = comparison.worse_metrics(results, alpha)
     if as_json:
         sys.stdout.write(json.dumps(comparison.as_json(old, new, results, alpha)) + "\n")

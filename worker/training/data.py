@@ -17,6 +17,9 @@ keep a video's views together, and only what is fitted on expands them (`with_vi
 A model may also be scored on the mean of the full text's and other views' embeddings (its
 `embed_views`): those texts ride along as `Example.embed_with` on the rows scored (dev,
 evaluation), as `Upload.embed_with` does in the worker.
+
+Rows the worker would dead-letter for their text (no title, nothing left after cleaning) are never
+served: evaluation reads them marked with the worker's reason (`Example.refused`), to count, not score.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 
 import structlog
 
+from worker.decode import InvalidEvent, upload_of
+from worker.records import SourceRef
 from worker.text import DEFAULT_MAX_CHARS, build_text, build_texts, build_views, tag_list
 
 log = structlog.get_logger(__name__)
@@ -48,6 +53,7 @@ class Example:
     views: tuple[str, ...] = ()  # other texts of the same item, for training only
     embed_with: tuple[str, ...] = ()  # texts whose embeddings are averaged with `text`'s when scored
     item: str = ""  # what the row is about: "video:<id>", "sib:<index_id>" (shared by its translations)
+    refused: str = ""  # the worker's dead-letter reason for the row (read with mark_refused only; no text then)
 
 
 def item_key(example: Example) -> str:
@@ -64,6 +70,17 @@ def content_item(*fields: object) -> str:
 def video_fields(row: dict) -> tuple[str, tuple[str, ...], str]:
     """(title, tags, description) of a JSON Lines row, as the worker reads an upload's fields."""
     return row.get("title") or "", tag_list(row.get("tags")), row.get("description") or ""
+
+
+def dead_letter_reason(title: str, tags: Sequence[str], description: str, max_chars: int) -> str:
+    """The reason the worker would dead-letter an upload with these fields instead of categorizing it, by the
+    worker's own check (`worker.decode.upload_of`): `missing-field` (no title), `empty-text`; "" if served."""
+    record = {"video_id": "labelled-row", "title": title, "tags": list(tags), "description": description}
+    try:
+        upload_of(record, SourceRef("labelled-data", 0, 0), max_chars, ())
+    except InvalidEvent as error:
+        return error.reason
+    return ""
 
 
 def video_text(row: dict, max_chars: int = DEFAULT_MAX_CHARS) -> str:
@@ -84,21 +101,27 @@ def sentence_text(sentence: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
 
 
 def read_videos(
-    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = ()
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = (),
+    mark_refused: bool = False,
 ) -> list[Example]:
-    """One example per line with a non-empty text and a category (a string or a list)."""
+    """One example per line with a non-empty text and a category (a string or a list); with `mark_refused`,
+    also each labelled line the worker would dead-letter, marked with its reason (`Example.refused`)."""
     examples: list[Example] = []
     skipped = 0
     for row in json_objects(text_lines(path), str(path)):
         labels = _labels(row.get("category"))
         title, tags, description = video_fields(row)
+        item = f"video:{row['video_id']}" if row.get("video_id") else content_item(title, tags, description)
+        group = str(row.get("region") or path.stem)
+        if labels and mark_refused and (reason := dead_letter_reason(title, tags, description, max_chars)):
+            examples.append(Example("", labels, group, item=item, refused=reason))
+            continue
         text, embed_with = build_texts(title, tags, description, embed_views, max_chars)  # as the worker serves
         if not (text and labels):
             skipped += 1
             continue
         extra = build_views(title, tags, description, views, text, max_chars)
-        item = f"video:{row['video_id']}" if row.get("video_id") else content_item(title, tags, description)
-        examples.append(Example(text, labels, str(row.get("region") or path.stem), extra, embed_with, item))
+        examples.append(Example(text, labels, group, extra, embed_with, item))
     if skipped:
         log.warning("rows_skipped", path=str(path), rows=skipped, why="no category, or no text left after cleaning")
     return examples
@@ -134,8 +157,11 @@ def text_lines(path: Path) -> Iterator[str]:
             raise DataError(f"{path}: not UTF-8 (byte {error.start}); convert it first") from None
 
 
-def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[Example]:
-    """Columns index_id, category, text; tab-separated with CSV double-quote quoting."""
+def read_sib_tsv(
+    path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS, mark_refused: bool = False
+) -> list[Example]:
+    """Columns index_id, category, text; tab-separated with CSV double-quote quoting. A sentence is an upload's
+    title: with `mark_refused`, a labelled one the worker would dead-letter comes marked with the reason."""
     reader = csv.DictReader(text_lines(path), delimiter="\t")
     missing = [c for c in SIB_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
@@ -146,20 +172,25 @@ def read_sib_tsv(path: Path, group: str, max_chars: int = DEFAULT_MAX_CHARS) -> 
     for number, row in enumerate(rows, 2):
         if row["text"] is None or row["category"] is None:
             raise DataError(f"{path}: row {number} has fewer columns than the header")
-        if (text := sentence_text(row["text"], max_chars)) and row["category"].strip():
-            item = f"sib:{row['index_id']}" if row.get("index_id") else content_item(row["text"])
-            examples.append(Example(text, (row["category"].strip(),), group, item=item))
+        if not (label := row["category"].strip()):
+            continue
+        item = f"sib:{row['index_id']}" if row.get("index_id") else content_item(row["text"])
+        if mark_refused and (reason := dead_letter_reason(row["text"], (), "", max_chars)):
+            examples.append(Example("", (label,), group, item=item, refused=reason))
+        elif text := sentence_text(row["text"], max_chars):
+            examples.append(Example(text, (label,), group, item=item))
     return examples
 
 
 def read_labelled_file(
-    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = ()
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = (), embed_views: Sequence[str] = (),
+    mark_refused: bool = False,
 ) -> list[Example]:
     """A file read whole: a `.tsv` as SIB-200 rows grouped under its folder's name, anything else as
     JSON Lines videos."""
     if path.suffix.lower() == ".tsv":
-        return read_sib_tsv(path, path.resolve().parent.name, max_chars)
-    return read_videos(path, max_chars, views, embed_views)
+        return read_sib_tsv(path, path.resolve().parent.name, max_chars, mark_refused)
+    return read_videos(path, max_chars, views, embed_views, mark_refused)
 
 
 def sib_languages(folder: Path) -> list[Path]:
@@ -206,15 +237,16 @@ def read_dev(
 
 
 def read_for_evaluation(
-    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = ()
+    path: Path, max_chars: int = DEFAULT_MAX_CHARS, embed_views: Sequence[str] = (), mark_refused: bool = False
 ) -> list[Example]:
-    """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv.
+    """JSON Lines read whole; a SIB-200 folder per language: test.tsv where present, else dev.tsv. With
+    `mark_refused`, the rows the worker would dead-letter come too, marked (`Example.refused`), without text.
 
     A sentence is a title alone, so no view of it differs from it: `embed_views` only touch videos.
     """
     if path.is_file():
-        return read_labelled_file(path, max_chars, embed_views=embed_views)
-    return _read_sib_first_split(path, ("test", "dev"), max_chars)
+        return read_labelled_file(path, max_chars, embed_views=embed_views, mark_refused=mark_refused)
+    return _read_sib_first_split(path, ("test", "dev"), max_chars, mark_refused)
 
 
 def read_few_shot_pool(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Sequence[str] = ()) -> list[Example]:
@@ -230,12 +262,14 @@ def read_few_shot_pool(path: Path, max_chars: int = DEFAULT_MAX_CHARS, views: Se
     return _read_sib_first_split(path, ("train", "dev"), max_chars)
 
 
-def _read_sib_first_split(folder: Path, splits: Sequence[str], max_chars: int) -> list[Example]:
+def _read_sib_first_split(
+    folder: Path, splits: Sequence[str], max_chars: int, mark_refused: bool = False
+) -> list[Example]:
     """Per language sub-folder, the first of `splits` it has."""
     examples: list[Example] = []
     for lang in sib_languages(folder):
         split = next((s for s in splits if (lang / f"{s}.tsv").exists()), None)
         if split is None:
             raise DataError(f"{lang}: no {' or '.join(f'{s}.tsv' for s in splits)}")
-        examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name, max_chars))
+        examples.extend(read_sib_tsv(lang / f"{split}.tsv", lang.name, max_chars, mark_refused))
     return examples

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from worker.encoders.base import EMBEDDING_DIM, Encoder
-from worker.settings import REPO_ROOT
+from worker.encoders.base import DEFAULT_MAX_TOKENS, EMBEDDING_DIM, Encoder, EncoderIdentity, muse_identity
+from worker.settings import REPO_ROOT, EncoderKind, load_settings
 
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache" / "embeddings"
 _CHUNK = 64
@@ -25,6 +25,29 @@ _CHUNK = 64
 
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LazyEncoder:
+    """The configured encoder, loaded on first use: fully cached runs never load TensorFlow.
+
+    Both MUSE encoders (TF and reference) have the identity `muse_identity()`; the loaded
+    encoder is checked against it.
+    """
+
+    def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
+        self.settings = load_settings().with_encoder(kind)
+        self.max_tokens = max_tokens or self.settings.worker_max_tokens or DEFAULT_MAX_TOKENS
+        self.identity: EncoderIdentity = muse_identity()
+        self._encoder: Encoder | None = None
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            from worker.encoders import load_encoder
+
+            self._encoder = load_encoder(self.settings, self.max_tokens)
+            if self._encoder.identity != self.identity:
+                raise RuntimeError(f"encoder identity {self._encoder.identity} != expected {self.identity}")
+        return self._encoder.encode(texts)
 
 
 class EmbeddingCache:

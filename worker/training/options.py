@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -55,6 +55,20 @@ def say_left_out(left_out: Counter[str]) -> None:
         per_group = ", ".join(f"{group} {n}" for group, n in sorted(left_out.items()))
         typer.echo(f"left out {sum(left_out.values())} rows the head was fitted on ({per_group}); --keep-fitted "
                    "scores them", err=True)
+
+
+def say_dead_lettered(dead_lettered: Counter[tuple[str, str]]) -> None:
+    """Rows the worker would dead-letter (worker/decode.py) never get a category in production, so they are not
+    scored: say how many, per reason and group, so a smaller n is not a surprise."""
+    per_reason: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for (group, reason), n in dead_lettered.items():
+        per_reason[reason][group] += n
+    parts = [f"{reason} {sum(groups.values())} ({', '.join(f'{g} {n}' for g, n in sorted(groups.items()))})"
+             for reason, groups in sorted(per_reason.items())]
+    if parts:
+        typer.echo(f"skipped {sum(dead_lettered.values())} rows the worker would dead-letter instead of categorizing: "
+                   f"{'; '.join(parts)} (empty-text: nothing left of title, tags and description after cleaning; "
+                   "missing-field: no title); n counts the rows scored", err=True)
 
 
 def say_trained_on(model_dir: Path, groups: list[str]) -> None:

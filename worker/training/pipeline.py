@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,24 @@ import structlog
 
 from worker.classify import Classifier, load_classifier, sigmoid
 from worker.embed import flatten, mean_per_item
-from worker.encoders.base import DEFAULT_MAX_TOKENS, Encoder, EncoderIdentity, muse_identity
-from worker.settings import EncoderKind, load_settings
+from worker.encoders.base import muse_identity
+from worker.settings import EncoderKind
 from worker.text import DEFAULT_MAX_CHARS
 from worker.training.artifact import read_fitted_items
 from worker.training.compare import GroupComparison, compare_groups
 from worker.training.data import DataError, Example, item_key, read_few_shot_pool, read_for_evaluation, with_views
-from worker.training.embed_cache import EmbeddingCache
+from worker.training.embed_cache import EmbeddingCache, LazyEncoder
 from worker.training.head import HyperParameters, fit_head, one_hot, served_logits
 from worker.training.metrics import calibrate_confidence, calibrate_thresholds
 from worker.training.report import GroupResult, as_json, score_groups
-from worker.training.splits import DEFAULT_FEW_SHOT_WEIGHT, few_shot_sample, fingerprint, label_set, load_training_data
+from worker.training.splits import (
+    DEFAULT_FEW_SHOT_WEIGHT,
+    few_shot_sample,
+    fingerprint,
+    label_set,
+    load_training_data,
+    training_caveats,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -52,29 +59,6 @@ class TrainRequest:
             raise ValueError("--few-shot K takes its examples from --few-shot-data: name the new language's data")
         if self.few_shot_data and self.few_shot == 0:
             raise ValueError("--few-shot-data is used only with --few-shot K (K examples per class)")
-
-
-class LazyEncoder:
-    """The configured encoder, loaded on first use: fully cached runs never load TensorFlow.
-
-    Both MUSE encoders (TF and reference) have the identity `muse_identity()`; the loaded
-    encoder is checked against it.
-    """
-
-    def __init__(self, kind: EncoderKind | None, max_tokens: int | None = None) -> None:
-        self.settings = load_settings().with_encoder(kind)
-        self.max_tokens = max_tokens or self.settings.worker_max_tokens or DEFAULT_MAX_TOKENS
-        self.identity: EncoderIdentity = muse_identity()
-        self._encoder: Encoder | None = None
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if self._encoder is None:
-            from worker.encoders import load_encoder
-
-            self._encoder = load_encoder(self.settings, self.max_tokens)
-            if self._encoder.identity != self.identity:
-                raise RuntimeError(f"encoder identity {self._encoder.identity} != expected {self.identity}")
-        return self._encoder.encode(texts)
 
 
 def _cache(kind: EncoderKind | None, max_tokens: int | None = None) -> EmbeddingCache:
@@ -211,12 +195,18 @@ def model_metadata(request: TrainRequest, data: TrainingSet, head: TrainedHead, 
     }
 
 
-def run_training(request: TrainRequest, kind: EncoderKind | None) -> dict[str, Any]:
-    """Read, embed (cached), fit, calibrate, and write the model directory; returns its model.json."""
+def run_training(
+    request: TrainRequest, kind: EncoderKind | None, warn: Callable[[str], object] = log.warning
+) -> dict[str, Any]:
+    """Read, embed (cached), fit, calibrate, and write the model directory; returns its model.json.
+
+    `warn` hears what the data calls for but does not stop it (`splits.training_caveats`), before the fit."""
     from worker.training.artifact import check_out_dir, write_artifact
 
     check_out_dir(request.out)  # before the work, not after it
     data = read_training_set(request)
+    for caveat in training_caveats(data.train, data.dev, request.data, request.dev, request.refit):
+        warn(caveat)
     cache = _cache(kind, request.max_tokens)
     head = fit_and_calibrate(data, cache, request.hp, request.refit)
     fitted = (item_key(ex) for ex in head.rows)
@@ -232,28 +222,33 @@ class Scored:
     logits: np.ndarray
     predicted: list[str]
     left_out: Counter[str]  # per group, the rows left out because a head being scored was fitted on them
+    dead_lettered: Counter[tuple[str, str]]  # per (group, reason), the rows the worker would not categorize
 
 
 def score_model(
     model_dir: Path, paths: list[Path], kind: EncoderKind | None, fitted: frozenset[str] | None = None
 ) -> Scored:
-    """Score the rows of `paths`, leaving out the items in `fitted` (default: those the model was fitted on).
+    """Score the rows of `paths`, leaving out the items in `fitted` (default: those the model was fitted on) and
+    the rows the worker would dead-letter for their text (`data.dead_letter_reason`).
 
     DataError when no row is left, or when no row's gold label is one of the head's."""
     classifier = load_classifier(model_dir, muse_identity())
     fitted = read_fitted_items(model_dir) if fitted is None else fitted
     # The texts and token budget the model was trained with: what the worker must serve it with.
     cache = _cache(kind, classifier.max_tokens)
-    examples, left_out = [], Counter()
-    for ex in (ex for path in paths
-               for ex in read_for_evaluation(path, classifier.text_max_chars, classifier.embed_views)):
-        if item_key(ex) in fitted:
+    examples, left_out, dead_lettered = [], Counter(), Counter()
+    chars, views = classifier.text_max_chars, classifier.embed_views
+    for ex in (ex for path in paths for ex in read_for_evaluation(path, chars, views, mark_refused=True)):
+        if ex.refused:
+            dead_lettered[ex.group, ex.refused] += 1
+        elif item_key(ex) in fitted:
             left_out[ex.group] += 1
         else:
             examples.append(ex)
     where = ", ".join(map(str, paths))
     if not examples:
-        raise DataError(f"no labelled rows to score in {where}" + (" (all left out as fitted on)" if left_out else ""))
+        why = " (all left out as fitted on or dead-lettered)" if left_out or dead_lettered else ""
+        raise DataError(f"no labelled rows to score in {where}{why}")
     unknown = Counter(label for ex in examples for label in ex.labels if label not in classifier.labels)
     if all(label in unknown for ex in examples for label in ex.labels):
         raise DataError(f"none of the gold labels in {where} is one of the head's (gold: {sorted(unknown)[:10]}; "
@@ -262,13 +257,14 @@ def score_model(
     if unknown:  # those rows count as wrong: say so, or a relabelled class reads as a bad head
         log.warning("gold_labels_unknown", model=classifier.version, rows=dict(unknown.most_common(10)))
     predicted = [classifier.labels[i] for i in logits.argmax(1)]
-    return Scored(classifier, examples, logits, predicted, left_out)
+    return Scored(classifier, examples, logits, predicted, left_out, dead_lettered)
 
 
 def run_evaluation(
     model_dir: Path, paths: list[Path], kind: EncoderKind | None, keep_fitted: bool = False
-) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...], Counter[str]]:
-    """(the --json summary, per-group results, the labels, per group the rows left out as fitted on)."""
+) -> tuple[dict[str, Any], list[GroupResult], tuple[str, ...], Counter[str], Counter[tuple[str, str]]]:
+    """(the --json summary, per-group results, the labels, per group the rows left out as fitted on, per
+    (group, reason) the rows not scored because the worker would dead-letter them)."""
     scored = score_model(model_dir, paths, kind, frozenset() if keep_fitted else None)
     classifier, examples = scored.classifier, scored.examples
     results = score_groups(
@@ -278,14 +274,14 @@ def run_evaluation(
         classifier.labels,
         classifier.confidence(scored.logits),
     )
-    return as_json(classifier.version, results), results, classifier.labels, scored.left_out
+    return as_json(classifier.version, results), results, classifier.labels, scored.left_out, scored.dead_lettered
 
 
 def run_comparison(
     baseline_dir: Path, candidate_dir: Path, paths: list[Path], kind: EncoderKind | None, keep_fitted: bool = False
-) -> tuple[str, str, list[GroupComparison], Counter[str]]:
-    """(baseline version, candidate version, per-group paired comparison, rows left out) on the same
-    rows: those neither head was fitted on (all of them with `keep_fitted`)."""
+) -> tuple[str, str, list[GroupComparison], Counter[str], Counter[tuple[str, str]]]:
+    """(baseline version, candidate version, per-group paired comparison, rows left out, rows dead-lettered) on
+    the same rows: those neither head was fitted on (all of them with `keep_fitted`) that the worker serves."""
     fitted = frozenset() if keep_fitted else read_fitted_items(baseline_dir) | read_fitted_items(candidate_dir)
     baseline, candidate = (score_model(d, paths, kind, fitted) for d in (baseline_dir, candidate_dir))
     rows = [(e.group, e.labels) for e in baseline.examples]
@@ -293,4 +289,5 @@ def run_comparison(
         raise ValueError("the two models read different rows from the data; compare needs the same rows")
     groups, gold = zip(*rows, strict=True) if rows else ((), ())
     comparisons = compare_groups(groups, gold, baseline.predicted, candidate.predicted)
-    return baseline.classifier.version, candidate.classifier.version, comparisons, baseline.left_out
+    return (baseline.classifier.version, candidate.classifier.version, comparisons, baseline.left_out,
+            baseline.dead_lettered)

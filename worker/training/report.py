@@ -84,6 +84,25 @@ def as_table(results: Sequence[GroupResult]) -> str:
     return "\n".join(lines)
 
 
+def pooled_accuracy(results: Sequence[GroupResult]) -> tuple[float, int]:
+    """(accuracy, rows) of every group's rows taken as one group: the mean accuracy when the groups are the
+    same size (the SIB-200 dev sets), otherwise weighted by their rows."""
+    n = sum(r.n for r in results)
+    return (sum(r.accuracy * r.n for r in results) / n if n else 0.0), n
+
+
+def means_lines(results: Sequence[GroupResult]) -> tuple[str, str]:
+    """The means of --json (unweighted over the groups), and the pooled accuracy with its 95% interval: the mean
+    of a few groups' accuracies has no Wilson interval of its own, the rows pooled do."""
+    accuracy, n = pooled_accuracy(results)
+    low, high = accuracy_interval(accuracy, n)
+    mean_accuracy = float(np.mean([r.accuracy for r in results])) if results else 0.0
+    mean_f1 = float(np.mean([r.macro_f1 for r in results])) if results else 0.0
+    groups = f"{len(results)} group" + ("s" if len(results) != 1 else "")
+    return (f"mean accuracy {mean_accuracy:.3f}  mean macro-F1 {mean_f1:.3f}  (unweighted means over {groups})",
+            f"pooled over all {n} rows: accuracy {accuracy:.3f}  95% interval {low:.3f}-{high:.3f}")
+
+
 def confusion_table(matrix: np.ndarray, labels: Sequence[str]) -> str:
     used = [i for i in range(len(labels)) if matrix[i].sum() or matrix[:, i].sum()]
     head = "| gold \\ predicted | " + " | ".join(labels[i] for i in used) + " |"
@@ -124,7 +143,7 @@ def write_report(
     parts = [
         f"# Evaluation of {summary['model_version']}",
         as_table(results),
-        f"Mean accuracy {summary['mean_accuracy']:.3f}, mean macro-F1 {summary['mean_macro_f1']:.3f}.",
+        *(line[:1].upper() + line[1:] for line in means_lines(results)),
         "![accuracy per group](accuracy.png)",
         "## Confusion matrix (all groups)",
         confusion_table(total, labels),

@@ -103,3 +103,35 @@ def fingerprint(examples: Iterable[Example]) -> str:
     for line in lines:
         digest.update(line.encode("utf-8") + b"\n")
     return digest.hexdigest()
+
+
+def unseen_dev_groups(train: Iterable[Example], dev: Iterable[Example]) -> list[str]:
+    """The groups (regions, languages) dev has rows of and the training rows have none of."""
+    return sorted({ex.group for ex in dev} - {ex.group for ex in train})
+
+
+def parallel_dev_sources(data: Sequence[Path], dev: Sequence[Path]) -> list[Path]:
+    """Where the dev split comes from SIB-200 style data: a `--dev` folder or .tsv file, else the `--data`
+    folders (their dev.tsv). A .tsv named in `--data` is split like JSON Lines: its dev rows are train sentences."""
+    if dev:
+        return [p for p in dev if p.is_dir() or p.suffix.lower() == ".tsv"]
+    return [p for p in data if p.is_dir()]
+
+
+def training_caveats(
+    train: Sequence[Example], dev: Sequence[Example], data: Sequence[Path], dev_paths: Sequence[Path], refit: bool
+) -> list[str]:
+    """What `train` warns of but does not refuse: dev rows in a group the head is not trained on, and a refit
+    on SIB-200 dev sentences, whose translations are every other language's dev set."""
+    caveats = []
+    if unseen := unseen_dev_groups(train, dev):
+        names, trained = ", ".join(unseen), ", ".join(sorted({ex.group for ex in train}))
+        caveats.append(f"dev data in {names}, which the training data has no rows of (it has {trained}): early "
+                       "stopping and the thresholds are tuned on data in a group the head is not trained on, so "
+                       f"{names} scores measured later are not zero-shot")
+    if refit and (sources := parallel_dev_sources(data, dev_paths)):
+        caveats.append(f"--refit folds the SIB-200 style dev split ({', '.join(p.name for p in sources)}) into the "
+                       "training rows. SIB-200 dev sets are translations of the same sentences in every language, so "
+                       "after the refit every other language's dev score is inflated (evaluate leaves those "
+                       "sentences out by index_id; --keep-fitted would score them)")
+    return caveats
