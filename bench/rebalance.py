@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pipeline import make_uploads, metadata_pool
-from tests.integration.worker_harness import Newcomer, metric, wait_for
+from tests.integration.worker_harness import Newcomer, metric, read_to_end, wait_for
 from worker.app import build_worker
 from worker.localbroker import LocalBroker
 from worker.logs import configure_logging
@@ -70,6 +70,7 @@ def main() -> None:
                 figures["stall_s"] = round(newcomer.assigned_at[0] - joined, 1)
                 figures["produced_during_stall"] = int(metric(worker, "videocat_events_produced_total")
                                                        - produced_before)
+                figures["handed_back"] = int(metric(worker, "videocat_events_handed_back_total"))
                 newcomer.leave()
                 figures["outputs_per_upload"] = outputs_per_upload(settings, len(uploads))
             finally:
@@ -79,11 +80,13 @@ def main() -> None:
 
 
 def outputs_per_upload(settings: Settings, count: int) -> dict[str, int]:
-    """How many uploads have one output, two, ... once every upload has at least one."""
-    outputs: Counter[str] = Counter()
+    """How many uploads have one output, two, ...: once every upload has one, the topic is read again to its
+    end, so that outputs written after that are counted too."""
+    seen: set[str] = set()
     for record in read_records(settings, settings.worker_output_topic, "VideoCategorized", idle_timeout_s=600,
-                               until=lambda _r: len(outputs) >= count):
-        outputs[record["video_id"]] += 1
+                               until=lambda _r: len(seen) >= count):
+        seen.add(record["video_id"])
+    outputs = Counter(m.key() for m in read_to_end(settings, settings.worker_output_topic, timeout_s=60))
     return {str(times): uploads for times, uploads in sorted(Counter(outputs.values()).items())}
 
 

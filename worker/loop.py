@@ -113,13 +113,14 @@ class Worker:
             while not self._stop.is_set():
                 self.step()
         finally:
+            handed_back = 0
             try:
-                self._drain(self._inbox.assignment)
+                handed_back = self._drain(self._inbox.assignment)
             finally:  # even when the drain fails: leave the group, release the clients
                 self._inbox.close()
                 self._outbox.close()
                 self._encoding.shutdown()
-                log.info("worker_stopped")
+                log.info("worker_stopped", handed_back=handed_back)
 
     def _registry_unavailable(self) -> None:
         self.metrics.held_for_registry()
@@ -152,10 +153,9 @@ class Worker:
         self.health.progressed()
 
     def _advance(self) -> None:
-        """Finish the batch in the encoder once it is embedded, the next due batch started first.
-
-        It loops because a batch served wholly from the cache is embedded as soon as it starts: the
-        batch due after it can then be started, and that one finished, in the same step."""
+        """Finish the batch in the encoder once it is embedded, the next due batch started first. It loops
+        because a batch served wholly from the cache is embedded as soon as it starts: the batch due after
+        it can then be started, and that one finished, in the same step."""
         while True:
             finished = self._pending
             if finished is not None and not finished.embedding.done():
@@ -177,6 +177,7 @@ class Worker:
             started, self._pending = self._pending, None
             self._send_results(label_batch(started, started.embedding.result()))
         handed_back = self._batcher.discard(set(partitions))
+        self.metrics.handed_back(handed_back)
         self._letters.forget(partitions)
         self._end_transaction()
         left = self._outbox.flush() if not self._outbox.failed else 0

@@ -69,6 +69,11 @@ class Metrics:
         r = self.registry
         self._consumed = Counter("videocat_events_consumed", "Input events consumed.", registry=r)
         self._produced = Counter("videocat_events_produced", "Categorized events produced.", registry=r)
+        self._handed_back = Counter(
+            "videocat_events_handed_back",
+            "Events consumed, then left uncommitted at a revoke or stop for the next reader (consumed again).",
+            registry=r,
+        )
         self._dead = Counter(
             "videocat_events_dead_lettered", "Events sent to the DLQ.", ["reason"], registry=r
         )
@@ -147,6 +152,9 @@ class Metrics:
 
     def produced(self, n: int) -> None:
         self._produced.inc(n)
+
+    def handed_back(self, n: int) -> None:
+        self._handed_back.inc(n)
 
     def dead_lettered(self, reason: str) -> None:
         self._dead.labels(reason=reason).inc()

@@ -257,6 +257,7 @@ class Outbox:
                 self._producer.send_offsets_to_transaction(offsets, group_metadata, 30)
             self._producer.commit_transaction(60)
         except KafkaException as error:
+            self.failed = True  # the worker ends with this error: its drain must not send into a dead transaction
             if error.args[0].txn_requires_abort():
                 self._producer.abort_transaction(30)
             raise

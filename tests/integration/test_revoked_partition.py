@@ -146,7 +146,9 @@ def test_a_revoke_hands_back_the_uploads_still_waiting_for_the_encoder(make_sett
                 newcomer.join()
                 wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
                 produced = metric(worker, "videocat_events_produced_total")
-                assert 0 < produced < metric(worker, "videocat_events_consumed_total"), "nothing was handed back"
+                consumed = metric(worker, "videocat_events_consumed_total")
+                assert 0 < produced < consumed, "nothing was handed back"
+                assert metric(worker, "videocat_events_handed_back_total") == consumed - produced
                 assert committed_offsets(settings, 1) == [produced], "what was produced is not what was committed"
             finally:
                 newcomer.leave()  # the partition goes back to the worker, which reads the rest again

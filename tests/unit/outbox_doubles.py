@@ -35,6 +35,7 @@ class FakeProducer:
         self.aborted = 0
         self.init_errors: list[KafkaError] = []  # what init_transactions raises, one per call, then succeeds
         self.init_calls = 0
+        self.commit_errors: list[KafkaError] = []  # what commit_transaction raises, one per call
         self._pending: list[tuple[str, Callable[[KafkaError | None, Any], None]]] = []
 
     def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
@@ -61,6 +62,13 @@ class FakeProducer:
         self.init_calls += 1
         if self.init_errors:
             raise KafkaException(self.init_errors.pop(0))
+
+    def send_offsets_to_transaction(self, _offsets: Any, _group_metadata: Any, _timeout: float) -> None:
+        pass
+
+    def commit_transaction(self, _timeout: float) -> None:
+        if self.commit_errors:
+            raise KafkaException(self.commit_errors.pop(0))
 
     def abort_transaction(self, _timeout: float) -> None:
         self.aborted += 1

@@ -225,6 +225,18 @@ def test_exactly_once_aborts_the_transaction_before_stopping() -> None:
     assert producer.aborted == 1
 
 
+def test_a_transaction_that_fails_to_commit_is_aborted_and_nothing_more_is_sent() -> None:
+    """The worker ends with the commit's error. Its drain on the way out used to send the next batch's
+    outputs into the aborted transaction, and the worker then ended with that second error instead."""
+    producer = FakeProducer()
+    producer.commit_errors = [KafkaError(KafkaError._TIMED_OUT, txn_requires_abort=True)]
+    box = outbox(producer, [], worker_delivery=DeliveryMode.EXACTLY_ONCE)
+    box.send(categorized())
+    with pytest.raises(KafkaException):
+        box.commit_with_offsets({("in", 0): 8}, None)
+    assert producer.aborted == 1 and box.failed
+
+
 def test_exactly_once_dead_letters_an_output_refused_at_once_inside_the_transaction() -> None:
     producer = FakeProducer(refuse={OUT: KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)})
     acked: list[SourceRef] = []
