@@ -22,12 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline import make_uploads, metadata_pool
+from bench.pipeline import make_uploads, metadata_pool, run_settings
 from worker.backfill import run_backfill
 from worker.localbroker import LocalBroker
 from worker.logs import configure_logging
 from worker.sample import produce_uploads
-from worker.settings import Settings
 from worker.topics import ensure_topics
 
 PARTITIONS = 4
@@ -40,9 +39,7 @@ def main() -> None:
     configure_logging("json", "warning")
     run = f"backfill-{uuid.uuid4().hex[:6]}"
     with LocalBroker() as broker:
-        settings = Settings(kafka_bootstrap_servers=broker.bootstrap,
-                            redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
-                            worker_input_topic=f"{run}-in", worker_group_id=f"{run}-group")
+        settings = run_settings(broker.bootstrap, run)
         ensure_topics(settings, [settings.worker_input_topic], partitions=PARTITIONS)
         since_ms = int(time.time() * 1000) - 1000
         produce_uploads(settings, make_uploads(args.events, run, metadata_pool()))

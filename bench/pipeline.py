@@ -64,6 +64,16 @@ def metadata_pool() -> list[tuple[str, list[str], str]]:
     return [(title, tags, description) for _lang, title, tags, description in SAMPLES]
 
 
+def run_settings(bootstrap: str, run: str, **overrides: object) -> Settings:
+    """Settings on a local broker and the Redis at REDIS_URL (default redis://127.0.0.1:6379/15), with topics
+    and a group named after `run`."""
+    values: dict[str, object] = {
+        "kafka_bootstrap_servers": bootstrap, "redis_url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "worker_input_topic": f"{run}-in", "worker_output_topic": f"{run}-out", "worker_dlq_topic": f"{run}-dlq",
+        "worker_group_id": f"{run}-group"}
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+
 def settings_of(env: dict[str, str]) -> Settings:
     """The settings a worker started with `env` reads."""
     return Settings(**{k.lower(): v for k, v in env.items() if k.startswith(("WORKER_", "KAFKA_"))})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline import make_uploads, metadata_pool
+from bench.pipeline import make_uploads, metadata_pool, run_settings
 from tests.integration.worker_harness import Newcomer, metric, read_to_end, wait_for
 from worker.app import build_worker
 from worker.localbroker import LocalBroker
@@ -44,10 +44,7 @@ def main() -> None:
     configure_logging("json", "warning")
     run = f"rebalance-{uuid.uuid4().hex[:6]}"
     with LocalBroker() as broker:
-        settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_session_timeout_ms=6000,
-                            redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
-                            worker_input_topic=f"{run}-in", worker_output_topic=f"{run}-out",
-                            worker_dlq_topic=f"{run}-dlq", worker_group_id=f"{run}-group")
+        settings = run_settings(broker.bootstrap, run, kafka_session_timeout_ms=6000)
         ensure_topics(settings, worker_topics(settings), partitions=1)
         uploads = make_uploads(args.events, run, metadata_pool())
         produce_uploads(settings, uploads)

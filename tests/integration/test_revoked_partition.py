@@ -30,6 +30,7 @@ from tests.integration.worker_harness import Newcomer, committed_offsets, metric
 from worker.app import build_worker
 from worker.encoders import Encoder
 from worker.loop import Worker
+from worker.records import VideoUploaded
 from worker.sample import produce_uploads, sample_uploads
 from worker.settings import Settings
 from worker.topics import ensure_topics, worker_topics
@@ -126,34 +127,47 @@ class SlowEncoder:
         return self._encoder.encode(texts)
 
 
+def cache_miss_backlog(settings: Settings, count: int, prefix: str) -> list[VideoUploaded]:
+    """`count` uploads produced to a one-partition input topic, their texts distinct from each other and from
+    earlier runs': every one a cache miss."""
+    ensure_topics(settings, worker_topics(settings), partitions=1)
+    uploads = [dataclasses.replace(u, title=f"{u.title} {u.video_id}") for u in sample_uploads(count, prefix)]
+    produce_uploads(settings, uploads)
+    return uploads
+
+
+@contextlib.contextmanager
+def running_slowly(settings: Settings) -> Iterator[Worker]:
+    """A worker running in a thread with its encoder slowed down (`SlowEncoder`)."""
+    with build_worker(settings) as worker:
+        worker._encoder = SlowEncoder(worker._encoder)  # type: ignore[assignment]
+        with running(worker):
+            yield worker
+
+
 def test_a_revoke_hands_back_the_uploads_still_waiting_for_the_encoder(make_settings: Callable[..., Settings]) -> None:
     """The revoke finishes the batch in the encoder and commits, but leaves the uploads behind it to the
     partition's next owner. Embedding all of them (up to WORKER_MAX_IN_FLIGHT) held every member of the
     group in the rebalance meanwhile, and, when the poll that served the revoke returned nothing, the
     loop then waited on a batch the drain had already taken and stopped with AttributeError."""
     settings = make_settings(worker_batch_max_size=8)
-    ensure_topics(settings, worker_topics(settings), partitions=1)
-    # texts distinct from each other and from earlier runs': every one a cache miss
-    uploads = [dataclasses.replace(u, title=f"{u.title} {u.video_id}") for u in sample_uploads(200, "handed-back")]
-    produce_uploads(settings, uploads)
+    uploads = cache_miss_backlog(settings, 200, "handed-back")
     newcomer = Newcomer(settings)
 
-    with build_worker(settings) as worker:
-        worker._encoder = SlowEncoder(worker._encoder)  # type: ignore[assignment]
-        with running(worker):
-            try:
-                wait_for(lambda: metric(worker, "videocat_events_consumed_total") >= 150, 60, "a backlog consumed")
-                newcomer.join()
-                wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
-                produced = metric(worker, "videocat_events_produced_total")
-                consumed = metric(worker, "videocat_events_consumed_total")
-                assert 0 < produced < consumed, "nothing was handed back"
-                assert metric(worker, "videocat_events_handed_back_total") == consumed - produced
-                assert committed_offsets(settings, 1) == [produced], "what was produced is not what was committed"
-            finally:
-                newcomer.leave()  # the partition goes back to the worker, which reads the rest again
-            read_outputs(settings, expected=len(uploads))
-            wait_for(lambda: committed_offsets(settings, 1) == [len(uploads)], 60, "every offset committed")
+    with running_slowly(settings) as worker:
+        try:
+            wait_for(lambda: metric(worker, "videocat_events_consumed_total") >= 150, 60, "a backlog consumed")
+            newcomer.join()
+            wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
+            produced = metric(worker, "videocat_events_produced_total")
+            consumed = metric(worker, "videocat_events_consumed_total")
+            assert 0 < produced < consumed, "nothing was handed back"
+            assert metric(worker, "videocat_events_handed_back_total") == consumed - produced
+            assert committed_offsets(settings, 1) == [produced], "what was produced is not what was committed"
+        finally:
+            newcomer.leave()  # the partition goes back to the worker, which reads the rest again
+        read_outputs(settings, expected=len(uploads))
+        wait_for(lambda: committed_offsets(settings, 1) == [len(uploads)], 60, "every offset committed")
 
     keys = sorted(m.key() for m in read_to_end(settings, settings.worker_output_topic))
     assert keys == sorted(u.video_id.encode() for u in uploads)  # each exactly once
@@ -166,19 +180,15 @@ def test_a_partition_paused_by_flow_control_fetches_again_when_it_comes_back(
     client kept the partition paused when the group gave it back, while the worker, holding nothing,
     never resumed it: the worker consumed nothing more, with a full backlog (a scale-up's rebalance)."""
     settings = make_settings(worker_batch_max_size=8, worker_max_in_flight=40)
-    ensure_topics(settings, worker_topics(settings), partitions=1)
-    uploads = [dataclasses.replace(u, title=f"{u.title} {u.video_id}") for u in sample_uploads(120, "paused")]
-    produce_uploads(settings, uploads)
+    uploads = cache_miss_backlog(settings, 120, "paused")
     newcomer = Newcomer(settings)
 
-    with build_worker(settings) as worker:
-        worker._encoder = SlowEncoder(worker._encoder)  # type: ignore[assignment]
-        with running(worker):
-            try:
-                wait_for(lambda: metric(worker, "videocat_consumer_paused") == 1, 60, "the partition paused")
-                newcomer.join()
-                wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
-            finally:
-                newcomer.leave()
-            outputs = read_outputs(settings, expected=len(uploads), timeout_s=30)
-            assert len({o["video_id"] for o in outputs}) == len(uploads), "the partition was not fetched again"
+    with running_slowly(settings) as worker:
+        try:
+            wait_for(lambda: metric(worker, "videocat_consumer_paused") == 1, 60, "the partition paused")
+            newcomer.join()
+            wait_for(lambda: newcomer.assigned == [[0]], 60, "the newcomer owns the partition")
+        finally:
+            newcomer.leave()
+        outputs = read_outputs(settings, expected=len(uploads), timeout_s=30)
+        assert len({o["video_id"] for o in outputs}) == len(uploads), "the partition was not fetched again"
