@@ -13,13 +13,12 @@ from __future__ import annotations
 import io
 import os
 import struct
-import threading
 import time
 from collections.abc import Callable
 
 import fastavro
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
 from structlog.testing import capture_logs
@@ -32,11 +31,8 @@ from tests.integration.worker_harness import (
     running_worker,
     wait_for,
 )
-from worker.app import build_worker
 from worker.avro import FINGERPRINT_HEADER, PlainAvroCodec, load_schema
-from worker.delivery_errors import OutputFailed
 from worker.encode import DEAD_LETTER_MAX_BYTES, KEPT_KEY_BYTES, REVIEW_TEXT_MAX_CHARS
-from worker.loop import Worker
 from worker.readback import read_records
 from worker.sample import produce_uploads, sample_uploads, upload_record
 from worker.settings import DeliveryMode, Settings
@@ -230,58 +226,6 @@ def test_registry_framed_message_with_an_unknown_schema_id_is_dead_lettered(
         (b"unknown-id", "unknown-schema", 0)]
     assert letters[0]["original_value"] == unknown_id
     assert [o["video_id"] for o in outputs] == [good[0].video_id]
-
-
-class RefusingOutputTopic:
-    """The worker's producer, except that the output topic refuses every message as unauthorized (a
-    missing ACL): something the local broker cannot be made to do."""
-
-    def __init__(self, producer: Producer, topic: str) -> None:
-        self._producer, self._topic = producer, topic
-
-    def produce(self, topic: str, *args: object, **kwargs: object) -> None:
-        if topic == self._topic:
-            raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
-        self._producer.produce(topic, *args, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self._producer)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._producer, name)
-
-
-@pytest.mark.parametrize("delivery", [DeliveryMode.AT_LEAST_ONCE, DeliveryMode.EXACTLY_ONCE])
-def test_an_output_that_cannot_be_written_stops_the_worker_with_that_error(
-    make_settings: Callable[..., Settings], unique_name: str, delivery: DeliveryMode
-) -> None:
-    """OutputFailed is what the worker exits with (not a second error from the stop after it: an aborted
-    transaction committed, a refused output sent again); what was acknowledged is committed, and the
-    refused input is not."""
-    settings = make_settings(worker_delivery=delivery, worker_transactional_id=f"{unique_name}-tx")
-    ensure_topics(settings, worker_topics(settings), partitions=1)
-    first, refused = sample_uploads(2)
-    errors: list[BaseException] = []
-
-    def run(worker: Worker) -> None:
-        try:
-            worker.run()
-        except BaseException as error:  # noqa: BLE001 - what the thread ended with is the point
-            errors.append(error)
-
-    with build_worker(settings) as worker:
-        thread = threading.Thread(target=run, args=(worker,), daemon=True)
-        thread.start()
-        produce_uploads(settings, [first])
-        read_outputs(settings, expected=1)
-        wait_for(lambda: committed_and_end_offsets(settings, 1)[0] == [1], 30, "the first upload's commit")
-        worker._outbox._producer = RefusingOutputTopic(worker._outbox._producer, settings.worker_output_topic)
-        produce_uploads(settings, [refused])
-        thread.join(60)
-        assert not thread.is_alive()
-    assert [type(error) for error in errors] == [OutputFailed], errors
-    assert "TOPIC_AUTHORIZATION_FAILED" in str(errors[0])
-    assert committed_and_end_offsets(settings, 1) == ([1], [2])  # read again after the restart
 
 
 def test_exactly_once_a_dead_letter_is_committed_with_its_own_offset(
