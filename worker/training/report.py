@@ -54,7 +54,15 @@ def score_groups(
     return results
 
 
+def group_means(results: Sequence[GroupResult]) -> tuple[float, float]:
+    """(accuracy, macro-F1), each the unweighted mean over the groups."""
+    if not results:
+        return 0.0, 0.0
+    return float(np.mean([r.accuracy for r in results])), float(np.mean([r.macro_f1 for r in results]))
+
+
 def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any]:
+    mean_accuracy, mean_f1 = group_means(results)
     return {
         "model_version": model_version,
         "groups": {
@@ -66,8 +74,8 @@ def as_json(model_version: str, results: Sequence[GroupResult]) -> dict[str, Any
             }
             for r in results
         },
-        "mean_accuracy": round(float(np.mean([r.accuracy for r in results])), 4) if results else 0.0,
-        "mean_macro_f1": round(float(np.mean([r.macro_f1 for r in results])), 4) if results else 0.0,
+        "mean_accuracy": round(mean_accuracy, 4),
+        "mean_macro_f1": round(mean_f1, 4),
     }
 
 
@@ -96,8 +104,7 @@ def means_lines(results: Sequence[GroupResult]) -> tuple[str, str]:
     of a few groups' accuracies has no Wilson interval of its own, the rows pooled do."""
     accuracy, n = pooled_accuracy(results)
     low, high = accuracy_interval(accuracy, n)
-    mean_accuracy = float(np.mean([r.accuracy for r in results])) if results else 0.0
-    mean_f1 = float(np.mean([r.macro_f1 for r in results])) if results else 0.0
+    mean_accuracy, mean_f1 = group_means(results)
     groups = f"{len(results)} group" + ("s" if len(results) != 1 else "")
     return (f"mean accuracy {mean_accuracy:.3f}  mean macro-F1 {mean_f1:.3f}  (unweighted means over {groups})",
             f"pooled over all {n} rows: accuracy {accuracy:.3f}  95% interval {low:.3f}-{high:.3f}")
